@@ -85,7 +85,9 @@ class VGGTConfig:
             raise ValueError(f"VGGTConfig {self.name!r}: img_size must be a multiple of patch_size")
         idx = self.intermediate_layer_idx
         if len(idx) != 4 or any(not 0 <= i < self.depth for i in idx):
-            raise ValueError(f"VGGTConfig {self.name!r}: dpt_layer_idx {idx} must be 4 indices below depth {self.depth}")
+            raise ValueError(
+                f"VGGTConfig {self.name!r}: dpt_layer_idx {idx} must be 4 indices below depth {self.depth}"
+            )
 
     @property
     def head_dim_in(self) -> int:

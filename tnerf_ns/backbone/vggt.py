@@ -60,7 +60,9 @@ class VGGT(nn.Module):
         if images.ndim == 4:
             images = images[None]
         if images.ndim != 5 or images.shape[2] != 3:
-            raise ValueError(f"VGGT expects images [S, 3, H, W] or [B, S, 3, H, W] in [0, 1], got {tuple(images.shape)}")
+            raise ValueError(
+                f"VGGT expects images [S, 3, H, W] or [B, S, 3, H, W] in [0, 1], got {tuple(images.shape)}"
+            )
         return images
 
     def embed_patches(self, images: Float[Tensor, "*b s 3 H W"]) -> Float[Tensor, "b s n c"]:
@@ -123,9 +125,7 @@ class VGGT(nn.Module):
             outputs["images"] = images
         return outputs
 
-    def forward(
-        self, images: Float[Tensor, "*b s 3 H W"], heads: Optional[Iterable[str]] = None
-    ) -> Dict[str, object]:
+    def forward(self, images: Float[Tensor, "*b s 3 H W"], heads: Optional[Iterable[str]] = None) -> Dict[str, object]:
         """Images in [0, 1] ([S, 3, H, W] or [B, S, 3, H, W]) to cameras, depth and point maps."""
         images = self._as_batch(images)
         if heads is None:
