@@ -100,7 +100,7 @@ def read_state_dict(path: Union[str, Path]) -> Dict[str, Tensor]:
             f"{path}: refused to load; the file is not a plain tensor checkpoint (it would need arbitrary code to "
             f"unpickle, which is never executed here). Convert it to safetensors. Details: {err}"
         ) from err
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+    except Exception as err:  # torch raises many types on damaged files (RuntimeError, EOFError, IndexError ...)
         raise VGGTLoadError(f"{path}: corrupt or truncated checkpoint ({err})") from err
     return _unwrap_state_dict(obj, path)
 

@@ -71,6 +71,14 @@ class VGGT(nn.Module):
         with self.autocast(images.device):
             return self.aggregator.embed_patches(images)
 
+    def aggregate(
+        self, images: Float[Tensor, "*b s 3 H W"], layers: Optional[Iterable[int]] = None
+    ) -> List[Optional[Tensor]]:
+        """Aggregator outputs only (bf16 autocast on CUDA); ``layers`` selects which are kept."""
+        images = self._as_batch(images)
+        with self.autocast(images.device):
+            return self.aggregator(images, layers)[0]
+
     def forward_from_patch_tokens(
         self,
         patch_tokens: Float[Tensor, "b s n c"],
