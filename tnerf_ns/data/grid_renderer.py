@@ -35,6 +35,9 @@ class GridVolume:
     """Coarse boolean grid: a block may contain non-negligible density (dilated by the interpolation support)."""
     block: int
     """Voxels per occupancy block along each axis."""
+    occupied_min: Float[Tensor, "3"]
+    occupied_max: Float[Tensor, "3"]
+    """World bounds of the occupied blocks: rays are clipped to them (nothing to see outside)."""
 
     @classmethod
     def from_scene(
@@ -47,6 +50,14 @@ class GridVolume:
         occupied = (sigma > min_sigma).float()[None, None]
         occupied = F.max_pool3d(occupied, kernel_size=3, stride=1, padding=1)  # trilinear reads neighbours
         coarse = F.max_pool3d(occupied, kernel_size=block, stride=block, ceil_mode=True)[0, 0] > 0
+        res = torch.tensor(sigma.shape, dtype=torch.float32)
+        blocks = torch.nonzero(coarse).float()
+        if len(blocks):
+            lo_vox = blocks.min(0).values * block
+            hi_vox = torch.minimum((blocks.max(0).values + 1) * block, res - 1)
+        else:  # nothing to see: an empty box makes every ray miss
+            lo_vox, hi_vox = res - 1, torch.zeros(3)
+        to_world = (box[1] - box[0]) / (res - 1)
         return cls(
             rgb_sigma=grid.to(device),
             world_min=box[0].to(device),
@@ -54,6 +65,8 @@ class GridVolume:
             scale=scene.scale,
             occupancy=coarse.to(device),
             block=block,
+            occupied_min=(box[0] + lo_vox * to_world).to(device),
+            occupied_max=(box[0] + hi_vox * to_world).to(device),
         )
 
     @property
@@ -138,7 +151,7 @@ def render_rays(
     lookups = 0
     for start in range(0, n, chunk):
         o, d = origins[start : start + chunk], dirs[start : start + chunk]
-        t_near, t_far = ray_box_intersection(o, d, volume.world_min, volume.world_max)
+        t_near, t_far = ray_box_intersection(o, d, volume.occupied_min, volume.occupied_max)
         if jitter is not None:
             t_near = t_near + torch.rand(t_near.shape, generator=jitter, device="cpu").to(device) * step
         n_steps = torch.ceil((t_far - t_near) / step).clamp_min(0).long()
