@@ -109,5 +109,5 @@ if __name__ == "__main__":
     try:
         tyro.cli(MakeSyntheticScenes).main()
     except ValueError as err:
-        CONSOLE.print(f"[red]error: {err}")
+        CONSOLE.print(f"[red]error: {err}", soft_wrap=True)
         sys.exit(2)

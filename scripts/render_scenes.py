@@ -94,5 +94,5 @@ if __name__ == "__main__":
     try:
         tyro.cli(RenderScenes).main()
     except (ValueError, SceneFormatError) as err:
-        CONSOLE.print(f"[red]error: {err}")
+        CONSOLE.print(f"[red]error: {err}", soft_wrap=True)
         sys.exit(2)

@@ -125,7 +125,7 @@ def entrypoint() -> None:
     try:
         tyro.cli(VGGTDemo).main()
     except (ImageInputError, VGGTLoadError, ValueError) as err:
-        CONSOLE.print(f"[red]error: {err}")
+        CONSOLE.print(f"[red]error: {err}", soft_wrap=True)
         sys.exit(2)
 
 
