@@ -3,7 +3,8 @@
 Reads a folder written by ``scripts/render_scenes.py`` (one sub-folder per scene with ``transforms.json``, plus
 ``scenes.json``). Every scene is normalised into the same canonical box: its world box is centred at the origin and
 scaled so that the longest side spans ``[-scene_scale, scene_scale]``, so a tri-plane over the scene box fits every
-scene. Each camera carries its scene index (``Cameras.metadata["scene_idx"]``) and, for dynamic scenes, its
+scene. Each camera carries its global scene index (``Cameras.metadata["scene_idx"]``, the scene's position in the full
+scene list, the same in every split) and, for dynamic scenes, its
 normalised time. Training scenes form the ``train`` split; held-out scenes form ``val`` and ``test``, so evaluation
 measures generalisation to unseen scenes.
 """
@@ -33,6 +34,8 @@ class SceneDatasetError(ValueError):
 class SceneRecord:
     """One scene of a multi-scene dataset, in the canonical (normalised) frame."""
 
+    scene_idx: int
+    """Global index: the position of the scene in the dataset's full scene list (the same in every split)."""
     name: str
     folder: Path
     kind: str
@@ -51,6 +54,7 @@ class SceneRecord:
 
     def to_metadata(self) -> Dict:
         return {
+            "scene_idx": self.scene_idx,
             "name": self.name,
             "folder": str(self.folder),
             "kind": self.kind,
@@ -160,7 +164,8 @@ class TNeRFScenes(DataParser):
         c2ws, intrinsics, scene_ids, times = [], [], [], []
         scenes: List[SceneRecord] = []
         any_dynamic = False
-        for scene_id, name in enumerate(chosen):
+        for name in chosen:
+            scene_id = names.index(name)
             folder = _inside(root, name, root / SCENES_FILE)
             meta_file = folder / "transforms.json"
             meta = _read_json(meta_file)
@@ -182,7 +187,7 @@ class TNeRFScenes(DataParser):
                 {"file": _inside(folder, g["file"], meta_file), "time": g.get("time")} for g in info.get("grids", [])
             ]
             record = SceneRecord(
-                name=name, folder=folder, kind=str(info.get("kind", "room")), dynamic=dynamic, centre=centre,
+                scene_idx=scene_id, name=name, folder=folder, kind=str(info.get("kind", "room")), dynamic=dynamic, centre=centre,
                 world_to_unit=to_unit, grids=grids, views_per_time=int(info.get("views_per_time", len(frames))),
             )  # fmt: skip
             for frame in frames:

@@ -1,0 +1,50 @@
+"""The T-NeRF methods registered with nerfstudio: ``tnerf`` (and, in the dynamic module, ``tnerf-dynamic``)."""
+
+from __future__ import annotations
+
+from nerfstudio.configs.base_config import ViewerConfig
+from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.plugins.types import MethodSpecification
+
+from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
+from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManagerConfig
+from tnerf_ns.models.tnerf_model import TNeRFModelConfig
+from tnerf_ns.pipeline import TNeRFPipelineConfig
+
+
+def _optimizers(lr: float, max_steps: int) -> dict:
+    def group(scale: float) -> dict:
+        return {
+            "optimizer": AdamOptimizerConfig(lr=lr * scale, eps=1e-15),
+            "scheduler": ExponentialDecaySchedulerConfig(lr_final=lr * scale * 0.1, max_steps=max_steps),
+        }
+
+    return {"fields": group(1.0), "backbone": group(0.25)}
+
+
+def tnerf_trainer_config() -> TrainerConfig:
+    """Default ``tnerf`` configuration: small backbone (offline-friendly), multi-scene data."""
+    max_steps = 30000
+    return TrainerConfig(
+        method_name="tnerf",
+        steps_per_eval_batch=500,
+        steps_per_eval_image=500,
+        steps_per_save=1000,
+        max_num_iterations=max_steps,
+        mixed_precision=False,
+        pipeline=TNeRFPipelineConfig(
+            datamanager=TNeRFDataManagerConfig(dataparser=TNeRFScenesDataParserConfig()),
+            model=TNeRFModelConfig(eval_num_rays_per_chunk=4096),
+        ),
+        optimizers=_optimizers(1e-3, max_steps),
+        viewer=ViewerConfig(num_rays_per_chunk=4096),
+        vis="tensorboard",
+    )
+
+
+tnerf_method = MethodSpecification(
+    config=tnerf_trainer_config(),
+    description="T-NeRF: feed-forward tri-plane radiance fields from a frozen VGGT backbone",
+)

@@ -1,0 +1,217 @@
+"""Scene context: which photos a T-NeRF prediction is made from, for any camera.
+
+The context provider answers "which scene, and which source views" for a training batch, an evaluation image, a
+viewer camera or an ``ns-render`` camera alike, from a camera alone: cameras of multi-scene datasets carry a global
+``scene_idx``; cameras without one (viewer, camera paths, single-scene datasets) use the default scene. Source views
+are chosen deterministically, spread over the scene's cameras (farthest-point sampling of camera centres), and are
+never evaluation targets.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.data.datasets.base_dataset import InputDataset
+from torch import Tensor
+
+from tnerf_ns.data.scene_points import PointBatch, ScenePointSampler
+
+
+class TNeRFDataset(InputDataset):
+    """InputDataset that also returns depth (in dataset units; 0 where unknown) when the dataparser provides it."""
+
+    def get_depth(self, image_idx: int) -> Optional[Tensor]:
+        files = self.metadata.get("depth_filenames")
+        if not files or files[image_idx] is None:
+            return None
+        depth = np.load(files[image_idx]).astype(np.float32)
+        depth = depth * float(self.metadata.get("depth_scales", [1.0] * len(self))[image_idx])
+        depth = torch.from_numpy(depth)
+        if self.scale_factor != 1.0:
+            h, w = self.cameras.height[image_idx].item(), self.cameras.width[image_idx].item()
+            depth = torch.nn.functional.interpolate(depth[None, None], size=(h, w), mode="nearest")[0, 0]
+        return depth
+
+    def get_rgba(self, image_idx: int) -> Float[Tensor, "h w 4"]:
+        """Colour and alpha (alpha 1 for images without it), float in [0, 1]."""
+        image = torch.from_numpy(self.get_numpy_image(image_idx).astype(np.float32) / 255.0)
+        if image.shape[-1] == 3:
+            image = torch.cat([image, torch.ones_like(image[..., :1])], dim=-1)
+        return image
+
+    def get_metadata(self, data: Dict) -> Dict:
+        depth = self.get_depth(data["image_idx"])
+        return {} if depth is None else {"depth_image": depth[..., None]}
+
+
+def farthest_point_views(centres: np.ndarray, k: int) -> List[int]:
+    """``k`` indices spread over camera centres (farthest-point sampling from the first camera); deterministic."""
+    n = len(centres)
+    if k >= n:
+        return list(range(n))
+    chosen = [0]
+    dist = np.linalg.norm(centres - centres[0], axis=-1)
+    for _ in range(k - 1):
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(centres - centres[nxt], axis=-1))
+    return sorted(chosen)
+
+
+@dataclass
+class SceneEntry:
+    """One scene the provider can serve."""
+
+    scene_idx: int
+    """Global scene index (as in ``Cameras.metadata["scene_idx"]``)."""
+    name: str
+    dataset: TNeRFDataset
+    """Dataset holding the scene's images (source views and targets)."""
+    image_indices: List[int]
+    """The scene's images in ``dataset``."""
+    source_indices: List[int]
+    """Source views (subset of ``image_indices``)."""
+    grids: List[Dict] = field(default_factory=list)
+    """Ground-truth grids (``file``, ``time``) for 3-D losses; empty when unknown."""
+    centre: Optional[np.ndarray] = None
+    world_to_unit: float = 1.0
+    times: List[Optional[float]] = field(default_factory=list)
+
+    @property
+    def target_indices(self) -> List[int]:
+        targets = [i for i in self.image_indices if i not in set(self.source_indices)]
+        return targets or list(self.image_indices)
+
+
+@dataclass
+class SceneContext:
+    """What one prediction is made from."""
+
+    key: tuple
+    """Identifies the source set (scene, views, size); used for caching backbone outputs and predictions."""
+    scene_idx: int
+    name: str
+    images: Float[Tensor, "k 3 h w"]
+    """Source photos, background-composited, in [0, 1]."""
+    alpha: Float[Tensor, "k h w"]
+    c2w: Float[Tensor, "k 3 4"]
+    """Source cameras, OpenGL camera-to-world, dataset coordinates."""
+    intrinsics: Float[Tensor, "k 3 3"]
+    """Pixel intrinsics of ``images``."""
+    depth: Optional[Float[Tensor, "k h w"]] = None
+    """Ground-truth z-depth of the sources in dataset units (0 = unknown), when available."""
+    points: Optional[PointBatch] = None
+    """3-D query points with ground truth (training only)."""
+    times: Optional[Tensor] = None
+
+    def to(self, device: torch.device) -> "SceneContext":
+        moved = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items() if k != "points"}
+        ctx = SceneContext(**moved, points=None)
+        if self.points is not None:
+            p = self.points
+            ctx.points = PointBatch(*(t.to(device) for t in (p.positions, p.rgb, p.density, p.opacity, p.kind)))
+        return ctx
+
+
+class ContextProvider:
+    """Serves scene contexts for scene indices and cameras, with small LRU caches of images and grids."""
+
+    def __init__(
+        self,
+        scenes: Sequence[SceneEntry],
+        default_scene: Optional[int] = None,
+        background: Optional[Tensor] = None,
+        cache_size: int = 32,
+    ) -> None:
+        if not scenes:
+            raise ValueError("the context provider needs at least one scene")
+        self.scenes: Dict[int, SceneEntry] = {s.scene_idx: s for s in scenes}
+        self.default_scene = default_scene if default_scene is not None else scenes[0].scene_idx
+        self.background = torch.ones(3) if background is None else background.cpu()
+        self.cache_size = cache_size
+        self._contexts: "OrderedDict[int, SceneContext]" = OrderedDict()
+        self._samplers: "OrderedDict[str, ScenePointSampler]" = OrderedDict()
+
+    @staticmethod
+    def choose_sources(dataset: InputDataset, indices: Sequence[int], k: int) -> List[int]:
+        centres = dataset.cameras.camera_to_worlds[list(indices), :, 3].numpy()
+        return [indices[i] for i in farthest_point_views(centres, k)]
+
+    def scene_for_camera(self, camera: Cameras) -> int:
+        meta = camera.metadata or {}
+        if "scene_idx" in meta:
+            idx = int(meta["scene_idx"].reshape(-1)[0])
+            if idx in self.scenes:
+                return idx
+        return self.default_scene
+
+    def entry(self, scene_idx: int) -> SceneEntry:
+        if scene_idx not in self.scenes:
+            raise KeyError(f"scene {scene_idx} is not available (known: {sorted(self.scenes)[:10]} ...)")
+        return self.scenes[scene_idx]
+
+    def _load(self, entry: SceneEntry) -> SceneContext:
+        ds = entry.dataset
+        rgba = torch.stack([ds.get_rgba(i) for i in entry.source_indices])  # [k, h, w, 4]
+        alpha = rgba[..., 3]
+        images = rgba[..., :3] * alpha[..., None] + self.background * (1 - alpha[..., None])
+        cams = ds.cameras
+        idx = torch.tensor(entry.source_indices)
+        intr = torch.zeros(len(idx), 3, 3)
+        intr[:, 0, 0], intr[:, 1, 1] = cams.fx[idx, 0], cams.fy[idx, 0]
+        intr[:, 0, 2], intr[:, 1, 2], intr[:, 2, 2] = cams.cx[idx, 0], cams.cy[idx, 0], 1.0
+        depths = [ds.get_depth(i) for i in entry.source_indices]
+        depth = torch.stack(depths) if all(d is not None for d in depths) else None
+        times = None
+        if cams.times is not None:
+            times = cams.times[idx, 0].clone()
+        return SceneContext(
+            key=(entry.name, tuple(entry.source_indices), str(Path(ds.image_filenames[0]).parent), tuple(images.shape)),
+            scene_idx=entry.scene_idx,
+            name=entry.name,
+            images=images.permute(0, 3, 1, 2).contiguous(),
+            alpha=alpha,
+            c2w=cams.camera_to_worlds[idx].clone(),
+            intrinsics=intr,
+            depth=depth,
+            times=times,
+        )
+
+    def context(
+        self, scene_idx: int, num_points: int = 0, generator: Optional[torch.Generator] = None, **point_kwargs
+    ) -> SceneContext:
+        """The scene's source views (cached) and, when asked, fresh 3-D query points with ground truth."""
+        if scene_idx in self._contexts:
+            self._contexts.move_to_end(scene_idx)
+            ctx = self._contexts[scene_idx]
+        else:
+            ctx = self._load(self.entry(scene_idx))
+            self._contexts[scene_idx] = ctx
+            while len(self._contexts) > self.cache_size:
+                self._contexts.popitem(last=False)
+        if num_points <= 0:
+            return ctx
+        entry = self.entry(scene_idx)
+        if not entry.grids:
+            return ctx
+        sampler = self.point_sampler(entry, entry.grids[0]["file"])
+        points = sampler.sample(num_points, generator=generator, **point_kwargs)
+        return SceneContext(**{**ctx.__dict__, "points": points})
+
+    def point_sampler(self, entry: SceneEntry, grid_file) -> ScenePointSampler:
+        key = str(grid_file)
+        if key in self._samplers:
+            self._samplers.move_to_end(key)
+            return self._samplers[key]
+        sampler = ScenePointSampler(grid_file, entry.centre, entry.world_to_unit)
+        self._samplers[key] = sampler
+        while len(self._samplers) > self.cache_size:
+            self._samplers.popitem(last=False)
+        return sampler

@@ -1,0 +1,245 @@
+"""Data manager for T-NeRF: one scene per step, its source views, target rays of other views, 3-D query points.
+
+Works on the multi-scene ``tnerf-scenes`` data (train scenes / held-out scenes) and on any single-scene nerfstudio
+dataset (scene mode: the whole dataset is one scene; source views come from its train split). Source views are
+removed from the evaluation images, so ``ns-eval`` never scores a view the model was given.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Dict, List, Literal, Optional, Tuple, Type, Union
+
+import numpy as np
+import torch
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.configs.dataparser_configs import AnnotatedDataParserUnion
+from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
+from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
+from nerfstudio.data.utils.dataloaders import FixedIndicesEvalDataloader, RandIndicesEvalDataloader
+from nerfstudio.model_components.ray_generators import RayGenerator
+from nerfstudio.utils.rich_utils import CONSOLE
+
+from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
+from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry, TNeRFDataset
+
+
+@dataclass
+class TNeRFDataManagerConfig(VanillaDataManagerConfig):
+    """One scene per step: K source views, target rays of other views, and 3-D query points."""
+
+    _target: Type = field(default_factory=lambda: TNeRFDataManager)
+    dataparser: AnnotatedDataParserUnion = field(default_factory=TNeRFScenesDataParserConfig)
+    """Multi-scene data (tnerf-scenes) or any single-scene nerfstudio dataparser (scene mode)."""
+    train_num_rays_per_batch: int = 1024
+    """Target rays per step (all from one scene)."""
+    eval_num_rays_per_batch: int = 1024
+    """Target rays per evaluation batch."""
+    num_source_views: int = 4
+    """Source views (K) given to the backbone, chosen spread over each scene's cameras."""
+    num_query_points: int = 2048
+    """3-D query points with ground truth per step (scenes with grids only; 0 disables)."""
+    point_fractions: Tuple[float, float, float] = (0.4, 0.3, 0.3)
+    """Shares of occupied, near-surface and empty points."""
+    scene_cache_size: int = 32
+    """Scenes whose images, contexts and grids stay in memory."""
+    default_scene: Optional[str] = None
+    """Scene shown for cameras without a scene index (viewer, camera paths); default: the first held-out scene."""
+    source_split: Literal["train", "same"] = "same"
+    """Where held-out scenes take their source views from: their own views ("same", generalisation to unseen scenes)
+    or, in scene mode, always the train split ("train")."""
+
+
+class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
+    """See :class:`TNeRFDataManagerConfig`."""
+
+    config: TNeRFDataManagerConfig
+
+    def __init__(
+        self,
+        config: TNeRFDataManagerConfig,
+        device: Union[torch.device, str] = "cpu",
+        test_mode: Literal["test", "val", "inference"] = "val",
+        world_size: int = 1,
+        local_rank: int = 0,
+        **kwargs,
+    ) -> None:
+        self.world_size_ = world_size
+        self.local_rank_ = local_rank
+        self.generator = torch.Generator().manual_seed(1234 + local_rank)
+        super().__init__(config, device, test_mode, world_size, local_rank, **kwargs)
+
+    # ------------------------------------------------------------------ datasets and scenes
+    def create_train_dataset(self) -> TNeRFDataset:
+        return TNeRFDataset(self.train_dataparser_outputs, scale_factor=self.config.camera_res_scale_factor)
+
+    def create_eval_dataset(self) -> TNeRFDataset:
+        outputs = self.dataparser.get_dataparser_outputs(split=self.test_split)
+        self.eval_context_dataset = TNeRFDataset(outputs, scale_factor=self.config.camera_res_scale_factor)
+        self._build_scenes()
+        # evaluation images are the eval split minus any source view
+        sources = {i for s in self.eval_scenes for i in s.source_indices if s.dataset is self.eval_context_dataset}
+        keep = [i for i in range(len(outputs.image_filenames)) if i not in sources]
+        if not keep:
+            keep = list(range(len(outputs.image_filenames)))
+        self.eval_target_indices = keep
+        return TNeRFDataset(subset_outputs(outputs, keep), scale_factor=self.config.camera_res_scale_factor)
+
+    def _scene_entries(self, dataset: TNeRFDataset, sources_from: Optional[TNeRFDataset] = None) -> List[SceneEntry]:
+        meta_scenes = dataset.metadata.get("scenes")
+        k = self.config.num_source_views
+        if not meta_scenes:  # single-scene dataset: the whole split is one scene
+            src_ds = sources_from or dataset
+            all_idx = list(range(len(src_ds)))
+            sources = ContextProvider.choose_sources(src_ds, all_idx, k)
+            return [SceneEntry(0, "scene", src_ds, all_idx, sources)]
+        entries = []
+        for record in meta_scenes:
+            indices = list(record["image_indices"])
+            candidates = indices
+            times = record.get("times") or []
+            if record.get("dynamic") and times:
+                t0 = min(t for t in times if t is not None)
+                candidates = [i for i, t in zip(indices, times) if t == t0]
+            entries.append(
+                SceneEntry(
+                    scene_idx=int(record["scene_idx"]),
+                    name=record["name"],
+                    dataset=dataset,
+                    image_indices=indices,
+                    source_indices=ContextProvider.choose_sources(dataset, candidates, k),
+                    grids=record.get("grids", []),
+                    centre=np.asarray(record["centre"]),
+                    world_to_unit=float(record["world_to_unit"]),
+                    times=list(times),
+                )
+            )
+        return entries
+
+    def _build_scenes(self) -> None:
+        self.train_scenes = self._scene_entries(self.train_dataset)
+        single = not self.eval_context_dataset.metadata.get("scenes")
+        if single:
+            # scene mode: evaluation cameras see the scene encoded from the train split's source views
+            self.eval_scenes = self.train_scenes
+        else:
+            self.eval_scenes = self._scene_entries(self.eval_context_dataset)
+        scenes = {s.scene_idx: s for s in self.train_scenes}
+        scenes.update({s.scene_idx: s for s in self.eval_scenes})
+        default = None
+        if self.config.default_scene is not None:
+            named = [s.scene_idx for s in scenes.values() if s.name == self.config.default_scene]
+            if not named:
+                raise ValueError(f"--default-scene {self.config.default_scene!r} is not a scene of {self.config.data}")
+            default = named[0]
+        elif self.eval_scenes:
+            default = self.eval_scenes[0].scene_idx
+        background = self.train_dataparser_outputs.alpha_color
+        self.context_provider = ContextProvider(
+            list(scenes.values()), default, background=background, cache_size=self.config.scene_cache_size
+        )
+        # scenes this rank trains on (disjoint shards when training on several processes)
+        self.rank_scenes = self.train_scenes[self.local_rank_ :: max(self.world_size_, 1)] or self.train_scenes
+        self._images: "OrderedDict[int, Tuple[torch.Tensor, Optional[torch.Tensor]]]" = OrderedDict()
+
+    # ------------------------------------------------------------------ setup (no all-images cache dataloader)
+    def setup_train(self) -> None:
+        CONSOLE.print(
+            f"T-NeRF training on {len(self.rank_scenes)} scene(s), {self.config.num_source_views} source views"
+        )
+        self.train_pixel_sampler = None
+        self.train_ray_generator = RayGenerator(self.train_dataset.cameras.to(self.device))
+
+    def setup_eval(self) -> None:
+        self.eval_pixel_sampler = None
+        self.eval_ray_generator = RayGenerator(self.eval_context_dataset.cameras.to(self.device))
+        self.fixed_indices_eval_dataloader = FixedIndicesEvalDataloader(
+            input_dataset=self.eval_dataset, device=self.device
+        )
+        self.eval_dataloader = RandIndicesEvalDataloader(input_dataset=self.eval_dataset, device=self.device)
+
+    def get_train_rays_per_batch(self) -> int:
+        return self.config.train_num_rays_per_batch
+
+    def get_eval_rays_per_batch(self) -> int:
+        return self.config.eval_num_rays_per_batch
+
+    # ------------------------------------------------------------------ batches
+    def _scene_images(self, entry: SceneEntry) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """All images (uint8, background-composited) and depths of a scene, cached per scene."""
+        key = id(entry)
+        if key in self._images:
+            self._images.move_to_end(key)
+            return self._images[key]
+        ds = entry.dataset
+        bg = self.context_provider.background
+        rgb, depth = [], []
+        for i in entry.image_indices:
+            rgba = ds.get_rgba(i)
+            rgb.append(((rgba[..., :3] * rgba[..., 3:] + bg * (1 - rgba[..., 3:])) * 255 + 0.5).to(torch.uint8))
+            depth.append(ds.get_depth(i))
+        shapes = {tuple(r.shape) for r in rgb}
+        if len(shapes) > 1:
+            raise ValueError(f"scene {entry.name}: images of different sizes {sorted(shapes)} are not supported")
+        value = (torch.stack(rgb), torch.stack(depth) if all(d is not None for d in depth) else None)
+        self._images[key] = value
+        while len(self._images) > self.config.scene_cache_size:
+            self._images.popitem(last=False)
+        return value
+
+    def _ray_batch(self, entry: SceneEntry, generator: RayGenerator, num_rays: int, with_points: bool) -> Tuple:
+        images, depths = self._scene_images(entry)
+        local = {g: i for i, g in enumerate(entry.image_indices)}
+        targets = torch.tensor([local[i] for i in entry.target_indices])
+        pick = targets[torch.randint(len(targets), (num_rays,), generator=self.generator)]
+        h, w = images.shape[1:3]
+        ys = torch.randint(h, (num_rays,), generator=self.generator)
+        xs = torch.randint(w, (num_rays,), generator=self.generator)
+        cam = torch.tensor(entry.image_indices)[pick]
+        indices = torch.stack([cam, ys, xs], dim=-1)
+        batch: Dict = {"image": images[pick, ys, xs].float() / 255.0, "indices": indices}
+        if depths is not None:
+            batch["depth"] = depths[pick, ys, xs]
+        n_points = self.config.num_query_points if with_points else 0
+        batch["context"] = self.context_provider.context(
+            entry.scene_idx, n_points, self.generator, fractions=self.config.point_fractions
+        )
+        ray_bundle: RayBundle = generator(indices.to(self.device))
+        return ray_bundle, batch
+
+    def _pick(self, scenes: List[SceneEntry]) -> SceneEntry:
+        return scenes[int(torch.randint(len(scenes), (1,), generator=self.generator))]
+
+    def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
+        self.train_count += 1
+        entry = self._pick(self.rank_scenes)
+        return self._ray_batch(entry, self.train_ray_generator, self.config.train_num_rays_per_batch, True)
+
+    def next_eval(self, step: int) -> Tuple[RayBundle, Dict]:
+        self.eval_count += 1
+        entry = self._pick(self.eval_scenes)
+        gen = self.train_ray_generator if entry.dataset is self.train_dataset else self.eval_ray_generator
+        return self._ray_batch(entry, gen, self.config.eval_num_rays_per_batch, False)
+
+
+PER_IMAGE_METADATA = ("depth_filenames", "depth_scales")
+"""Dataparser metadata entries that are per-image lists."""
+
+
+def subset_outputs(outputs: DataparserOutputs, keep: List[int]) -> DataparserOutputs:
+    """The same dataparser outputs restricted to some images (per-image metadata lists are restricted too)."""
+    metadata = dict(outputs.metadata)
+    for key in PER_IMAGE_METADATA:
+        if metadata.get(key) is not None:
+            metadata[key] = [metadata[key][i] for i in keep]
+    return DataparserOutputs(
+        image_filenames=[outputs.image_filenames[i] for i in keep],
+        cameras=outputs.cameras[torch.tensor(keep)],
+        alpha_color=outputs.alpha_color,
+        scene_box=outputs.scene_box,
+        mask_filenames=[outputs.mask_filenames[i] for i in keep] if outputs.mask_filenames else None,
+        metadata=metadata,
+        dataparser_transform=outputs.dataparser_transform,
+        dataparser_scale=outputs.dataparser_scale,
+    )

@@ -1,0 +1,104 @@
+"""Tri-plane radiance field decoded by one globally shared tiny MLP.
+
+A query (x, d) bilinearly samples planes xy, xz and yz at the matching coordinate pairs, concatenates the three
+feature vectors, adds a positional encoding of x and an encoding of the view direction, and the shared MLP returns
+density and colour. The planes are an input (one scene's prediction), the MLP weights are shared by every scene.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from nerfstudio.cameras.rays import RaySamples
+from nerfstudio.field_components.activations import trunc_exp
+from nerfstudio.field_components.encodings import NeRFEncoding, SHEncoding
+from nerfstudio.field_components.field_heads import FieldHeadNames
+from nerfstudio.field_components.mlp import MLP
+from nerfstudio.fields.base_field import Field
+from torch import Tensor, nn
+
+from tnerf_ns.heads.triplane_lifting import PLANE_AXES
+
+
+def sample_triplane(planes: Float[Tensor, "3 c r r"], points: Float[Tensor, "n 3"]) -> Float[Tensor, "n 3c"]:
+    """Bilinear lookups of canonical points (``[-1, 1]^3``) on planes xy, xz, yz, concatenated."""
+    coords = torch.stack([points[:, list(ax)] for ax in PLANE_AXES])[:, None]  # [3, 1, n, 2] (column, row)
+    feats = F.grid_sample(planes, coords, mode="bilinear", padding_mode="border", align_corners=True)  # [3, c, 1, n]
+    return feats[:, :, 0].permute(2, 0, 1).reshape(points.shape[0], -1)
+
+
+class TriplaneField(Field):
+    """Field over the canonical box whose features come from a tri-plane given at call time.
+
+    Args:
+        plane_channels: channels per plane.
+        hidden_dim: width of the shared MLP.
+        num_layers: layers of the shared MLP trunk.
+        position_frequencies: frequencies of the positional encoding of x.
+        direction_levels: spherical-harmonics levels of the view-direction encoding (0 disables view dependence).
+        density_bias: added to the density pre-activation (negative: start mostly empty).
+    """
+
+    def __init__(
+        self,
+        plane_channels: int = 32,
+        hidden_dim: int = 64,
+        num_layers: int = 2,
+        position_frequencies: int = 4,
+        direction_levels: int = 3,
+        density_bias: float = -1.0,
+    ) -> None:
+        super().__init__()
+        self.position_encoding = NeRFEncoding(
+            in_dim=3, num_frequencies=position_frequencies, min_freq_exp=0.0,
+            max_freq_exp=float(max(position_frequencies - 1, 0)), include_input=True, implementation="torch",
+        )  # fmt: skip
+        self.direction_encoding = (
+            SHEncoding(levels=direction_levels, implementation="torch") if direction_levels else None
+        )
+        in_dim = 3 * plane_channels + self.position_encoding.get_out_dim()
+        self.trunk = MLP(
+            in_dim=in_dim, num_layers=num_layers, layer_width=hidden_dim, out_dim=hidden_dim,
+            activation=nn.ReLU(), out_activation=nn.ReLU(), implementation="torch",
+        )  # fmt: skip
+        self.density_head = nn.Linear(hidden_dim, 1)
+        dir_dim = self.direction_encoding.get_out_dim() if self.direction_encoding is not None else 0
+        self.color_head = nn.Sequential(nn.Linear(hidden_dim + dir_dim, hidden_dim // 2), nn.ReLU(),
+                                        nn.Linear(hidden_dim // 2, 3))  # fmt: skip
+        self.density_bias = density_bias
+
+    def decode(
+        self, planes: Float[Tensor, "3 c r r"], points: Float[Tensor, "n 3"], directions: Optional[Tensor] = None
+    ) -> Tuple[Float[Tensor, "n 1"], Float[Tensor, "n 3"]]:
+        """Density (per canonical unit) and colour at canonical points."""
+        h = self.trunk(torch.cat([sample_triplane(planes, points), self.position_encoding(points)], dim=-1))
+        density = trunc_exp(self.density_head(h) + self.density_bias)
+        if self.direction_encoding is not None:
+            if directions is None:
+                directions = torch.zeros_like(points)
+                directions[:, 2] = 1.0
+            h = torch.cat([h, self.direction_encoding((directions + 1.0) / 2.0)], dim=-1)
+        return density, torch.sigmoid(self.color_head(h))
+
+    # The plain nerfstudio Field entry points cannot know which scene's planes to use.
+    def get_density(self, ray_samples: RaySamples) -> Tuple[Tensor, Tensor]:
+        raise NotImplementedError("TriplaneField needs the scene's planes: use get_outputs_with_planes or decode")
+
+    def get_outputs(self, ray_samples: RaySamples, density_embedding: Optional[Tensor] = None) -> Dict:
+        raise NotImplementedError("TriplaneField needs the scene's planes: use get_outputs_with_planes or decode")
+
+    def get_outputs_with_planes(
+        self, ray_samples: RaySamples, planes: Tensor, to_canonical
+    ) -> Dict[FieldHeadNames, Tensor]:
+        """Density and colour for ray samples; ``to_canonical`` maps sample positions into the canonical box."""
+        positions = to_canonical(ray_samples.frustums.get_positions())
+        shape = positions.shape[:-1]
+        directions = ray_samples.frustums.directions.reshape(-1, 3)
+        density, rgb = self.decode(planes, positions.reshape(-1, 3), directions)
+        # samples outside the canonical box carry nothing (the planes only cover the box)
+        inside = (positions.abs() <= 1.0 + 1e-4).all(-1, keepdim=True).reshape(-1, 1)
+        density = density * inside
+        return {FieldHeadNames.DENSITY: density.reshape(*shape, 1), FieldHeadNames.RGB: rgb.reshape(*shape, 3)}

@@ -1,0 +1,60 @@
+"""Pipeline glue: hands each batch's scene context to the model, and gives the model the context provider so that
+evaluation, rendering and the viewer (which pass only cameras) produce real images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional, Type
+
+import torch
+from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+from torch.cuda.amp.grad_scaler import GradScaler
+
+from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManagerConfig
+from tnerf_ns.models.tnerf_model import TNeRFModelConfig
+
+
+@dataclass
+class TNeRFPipelineConfig(VanillaPipelineConfig):
+    """T-NeRF pipeline: scene contexts flow from the data manager to the model."""
+
+    _target: Type = field(default_factory=lambda: TNeRFPipeline)
+    datamanager: TNeRFDataManagerConfig = field(default_factory=TNeRFDataManagerConfig)
+    """Data manager (one scene per step)."""
+    model: TNeRFModelConfig = field(default_factory=TNeRFModelConfig)
+    """T-NeRF model."""
+
+
+class TNeRFPipeline(VanillaPipeline):
+    """See :class:`TNeRFPipelineConfig`."""
+
+    config: TNeRFPipelineConfig
+
+    def __init__(
+        self,
+        config: TNeRFPipelineConfig,
+        device: str,
+        test_mode: Literal["test", "val", "inference"] = "val",
+        world_size: int = 1,
+        local_rank: int = 0,
+        grad_scaler: Optional[GradScaler] = None,
+    ) -> None:
+        super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
+        self.model.context_provider = self.datamanager.context_provider
+
+    def get_train_loss_dict(self, step: int):
+        ray_bundle, batch = self.datamanager.next_train(step)
+        model_outputs = self._model(ray_bundle, context=batch["context"])
+        metrics_dict = self.model.get_metrics_dict(model_outputs, batch)
+        loss_dict = self.model.get_loss_dict(model_outputs, batch, metrics_dict)
+        return model_outputs, loss_dict, metrics_dict
+
+    def get_eval_loss_dict(self, step: int):
+        self.eval()
+        ray_bundle, batch = self.datamanager.next_eval(step)
+        with torch.no_grad():
+            model_outputs = self.model(ray_bundle, context=batch["context"])
+        metrics_dict = self.model.get_metrics_dict(model_outputs, batch)
+        loss_dict = self.model.get_loss_dict(model_outputs, batch, metrics_dict)
+        self.train()
+        return model_outputs, loss_dict, metrics_dict
