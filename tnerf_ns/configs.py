@@ -17,7 +17,7 @@ from tnerf_ns.pipeline import TNeRFPipelineConfig
 def _optimizers(lr: float, max_steps: int) -> dict:
     def group(scale: float) -> dict:
         return {
-            "optimizer": AdamOptimizerConfig(lr=lr * scale, eps=1e-15),
+            "optimizer": AdamOptimizerConfig(lr=lr * scale, eps=1e-8, max_norm=1.0),
             "scheduler": ExponentialDecaySchedulerConfig(lr_final=lr * scale * 0.1, max_steps=max_steps),
         }
 

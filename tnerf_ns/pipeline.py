@@ -4,10 +4,11 @@ evaluation, rendering and the viewer (which pass only cameras) produce real imag
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Type
+from typing import Dict, Literal, Optional, Type
 
 import torch
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
 
 from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManagerConfig
@@ -23,6 +24,21 @@ class TNeRFPipelineConfig(VanillaPipelineConfig):
     """Data manager (one scene per step)."""
     model: TNeRFModelConfig = field(default_factory=TNeRFModelConfig)
     """T-NeRF model."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced NaN/Inf; the run stops before the bad step is applied or saved."""
+
+
+def check_finite(step: int, loss_dict: Dict[str, Tensor], scene: str) -> None:
+    """Stop with the step, scene and every loss term when a loss is not finite (checkpoints so far stay good)."""
+    bad = {k: float(v) for k, v in loss_dict.items() if not torch.isfinite(v).all()}
+    if bad:
+        terms = ", ".join(f"{k}={float(v):.4g}" for k, v in loss_dict.items())
+        raise NonFiniteLossError(
+            f"non-finite loss at step {step} (scene {scene}): {sorted(bad)} ; all terms: {terms}. The optimiser step "
+            "was not taken; the last saved checkpoint is from before it. Lower the learning rate or resume from it."
+        )
 
 
 class TNeRFPipeline(VanillaPipeline):
@@ -47,6 +63,7 @@ class TNeRFPipeline(VanillaPipeline):
         model_outputs = self._model(ray_bundle, context=batch["context"])
         metrics_dict = self.model.get_metrics_dict(model_outputs, batch)
         loss_dict = self.model.get_loss_dict(model_outputs, batch, metrics_dict)
+        check_finite(step, loss_dict, batch["context"].name)
         return model_outputs, loss_dict, metrics_dict
 
     def get_eval_loss_dict(self, step: int):

@@ -97,8 +97,9 @@ class TriplaneField(Field):
         positions = to_canonical(ray_samples.frustums.get_positions())
         shape = positions.shape[:-1]
         directions = ray_samples.frustums.directions.reshape(-1, 3)
-        density, rgb = self.decode(planes, positions.reshape(-1, 3), directions)
-        # samples outside the canonical box carry nothing (the planes only cover the box)
+        # samples outside the canonical box carry nothing (the planes only cover the box); clamping keeps the MLP's
+        # inputs bounded for them
         inside = (positions.abs() <= 1.0 + 1e-4).all(-1, keepdim=True).reshape(-1, 1)
+        density, rgb = self.decode(planes, positions.reshape(-1, 3).clamp(-1.1, 1.1), directions)
         density = density * inside
         return {FieldHeadNames.DENSITY: density.reshape(*shape, 1), FieldHeadNames.RGB: rgb.reshape(*shape, 3)}

@@ -22,7 +22,7 @@ from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
 from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
-from nerfstudio.model_components.scene_colliders import AABBBoxCollider
+from nerfstudio.model_components.scene_colliders import SceneCollider
 from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colormaps
 from nerfstudio.utils.rich_utils import CONSOLE
@@ -36,6 +36,30 @@ from tnerf_ns.datamanagers.context import SceneContext
 from tnerf_ns.fields.triplane_field import TriplaneField
 from tnerf_ns.heads.latent_head import LatentHead
 from tnerf_ns.heads.triplane_lifting import TriplaneLifter
+
+
+class BoxCollider(SceneCollider):
+    """Near/far from the scene box, robust to axis-parallel rays (nerfstudio's AABB collider can produce NaN when a
+    direction component is exactly -1e-6); rays that miss get an empty segment."""
+
+    def __init__(self, aabb: Tensor) -> None:
+        super().__init__()
+        self.aabb = aabb
+
+    def set_nears_and_fars(self, ray_bundle: RayBundle) -> RayBundle:
+        aabb = self.aabb.to(ray_bundle.origins.device)
+        d = ray_bundle.directions
+        inv = 1.0 / torch.where(d.abs() < 1e-9, torch.full_like(d, 1e-9), d)
+        t0 = (aabb[0] - ray_bundle.origins) * inv
+        t1 = (aabb[1] - ray_bundle.origins) * inv
+        nears = torch.minimum(t0, t1).amax(-1).clamp_min(0.0)
+        fars = torch.maximum(t0, t1).amin(-1)
+        miss = fars <= nears
+        # a miss would otherwise be sampled wherever its slabs happen to meet, possibly 1e5 units away
+        nears = torch.where(miss, torch.zeros_like(nears), nears)
+        fars = torch.where(miss, torch.full_like(fars, 1e-6), fars)
+        ray_bundle.nears, ray_bundle.fars = nears[..., None], fars[..., None]
+        return ray_bundle
 
 
 @dataclass
@@ -143,7 +167,7 @@ class TNeRFModel(Model):
         self.field = TriplaneField(
             cfg.triplane_channels, cfg.mlp_width, cfg.mlp_layers, cfg.position_frequencies, cfg.direction_levels
         )
-        self.collider = AABBBoxCollider(self.scene_box)
+        self.collider = BoxCollider(self.scene_box.aabb.float())
         self.sampler_uniform = UniformSampler(num_samples=cfg.num_coarse_samples)
         self.sampler_pdf = PDFSampler(num_samples=cfg.num_fine_samples, include_original=True)
         self.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
@@ -274,7 +298,9 @@ class TNeRFModel(Model):
         coarse = self.field.get_outputs_with_planes(coarse_samples, planes, self.to_canonical)
         coarse_weights = coarse_samples.get_weights(coarse[FieldHeadNames.DENSITY])
         rgb_coarse = self.renderer_rgb(rgb=coarse[FieldHeadNames.RGB], weights=coarse_weights)
-        fine_samples = self.sampler_pdf(ray_bundle, coarse_samples, coarse_weights)
+        # importance samples follow the coarse weights but are not a function to learn through (and the PDF
+        # inversion's 0/0 guards would turn into NaN gradients)
+        fine_samples = self.sampler_pdf(ray_bundle, coarse_samples, coarse_weights.detach())
         fine = self.field.get_outputs_with_planes(fine_samples, planes, self.to_canonical)
         weights = fine_samples.get_weights(fine[FieldHeadNames.DENSITY])
         rgb = self.renderer_rgb(rgb=fine[FieldHeadNames.RGB], weights=weights)
