@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.tnerf-installed
 
-.PHONY: setup demo test lint bench clean-venv
+.PHONY: setup demo backbone-demo test lint bench clean-venv
 
 setup: $(STAMP)
 
@@ -19,11 +19,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/demo.py
+
+backbone-demo: setup
 	$(PY) scripts/vggt_demo.py --images ../shared/data/nerf_synthetic/lego/train --out demo_output/vggt \
 		--backbone vggt-small --max-images 4 --size 140
 
 test: setup
-	$(PY) -m pytest -q
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -29,3 +35,30 @@ def _allow_numpy_scalars_in_checkpoints() -> None:
 
 
 _allow_numpy_scalars_in_checkpoints()
+
+
+def _provide_ffmpeg() -> None:
+    """``ns-render`` videos need an ``ffmpeg`` executable on PATH; use the one in the imageio-ffmpeg wheel if the
+    machine has none (``make setup`` also links it into the virtual environment)."""
+    if shutil.which("ffmpeg"):
+        return
+    try:
+        import imageio_ffmpeg
+
+        exe = Path(imageio_ffmpeg.get_ffmpeg_exe())
+    except Exception:  # wheel missing or its binary unusable: nerfstudio then reports ffmpeg missing itself
+        return
+    bin_dir = Path(tempfile.gettempdir()) / f"tnerf_ns-bin-{os.getuid()}"
+    try:
+        bin_dir.mkdir(exist_ok=True)
+        link = bin_dir / "ffmpeg"
+        if not link.exists():
+            link.symlink_to(exe)
+    except OSError:
+        return
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+_provide_ffmpeg()
+# nerfstudio 1.1.5 indexes tensors with lists, which torch >= 2.9 warns about on every ray batch
+warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing")

@@ -8,6 +8,7 @@ from typing import Dict, Literal, Optional, Type
 
 import torch
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+from nerfstudio.utils import writer
 from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
 
@@ -24,6 +25,26 @@ class TNeRFPipelineConfig(VanillaPipelineConfig):
     """Data manager (one scene per step)."""
     model: TNeRFModelConfig = field(default_factory=TNeRFModelConfig)
     """T-NeRF model."""
+
+
+def _allow_zero_iteration_runs() -> None:
+    """nerfstudio 1.1.5's console stats divide by ``max_iter`` and read the last step even when no step ran, so
+    ``--max-num-iterations 0`` (pure feed-forward scene mode) crashes after saving its checkpoint. Skip the stats
+    line in that case; everything else is unchanged."""
+    original = writer.LocalWriter._print_stats
+    if getattr(original, "tnerf_guard", False):
+        return
+
+    def guarded(self, latest_map, padding=" "):
+        if not writer.GLOBAL_BUFFER.get("max_iter") or "step" not in writer.GLOBAL_BUFFER:
+            return None
+        return original(self, latest_map, padding)
+
+    guarded.tnerf_guard = True  # type: ignore[attr-defined]
+    writer.LocalWriter._print_stats = guarded
+
+
+_allow_zero_iteration_runs()
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -88,6 +88,9 @@ class TNeRFModelConfig(ModelConfig):
     """Side of each plane."""
     triplane_channels: int = 32
     """Channels per plane."""
+    source_rgb_skip: bool = True
+    """Append the source pixels' colour to their latent features before lifting (colour reaches the planes
+    directly instead of through the backbone)."""
     lift_stride: int = 2
     """Source maps are pooled by this factor before lifting."""
     refine_layers: int = 2
@@ -162,7 +165,11 @@ class TNeRFModel(Model):
             n = self.latent_head.init_from_point_head(vggt.point_head)
             CONSOLE.print(f"LatentHead trunk: {n} tensors initialised from VGGT's point head")
         self.lifter = TriplaneLifter(
-            cfg.feature_dim, cfg.triplane_resolution, cfg.triplane_channels, cfg.lift_stride, cfg.refine_layers
+            cfg.feature_dim + (3 if cfg.source_rgb_skip else 0),
+            cfg.triplane_resolution,
+            cfg.triplane_channels,
+            cfg.lift_stride,
+            cfg.refine_layers,
         )
         self.field = TriplaneField(
             cfg.triplane_channels, cfg.mlp_width, cfg.mlp_layers, cfg.position_frequencies, cfg.direction_levels
@@ -277,7 +284,10 @@ class TNeRFModel(Model):
         aggregated = [None if t is None else t.float() for t in aggregated]
         head = self.latent_head(aggregated, tuple(images.shape[-2:]), self.vggt.aggregator.patch_start_idx)
         c2w = self.canonical_cameras(ctx.c2w.to(self.device))
-        planes, lifted = self.lifter(head["features"][0], head["depth_logit"][0], head["weight_logit"][0], c2w, intr)
+        features = head["features"][0]
+        if self.config.source_rgb_skip:
+            features = torch.cat([features, images], dim=1)
+        planes, lifted = self.lifter(features, head["depth_logit"][0], head["weight_logit"][0], c2w, intr)
         return planes, lifted
 
     def encode_cached(self, ctx: SceneContext) -> Tensor:

@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""Speed of the tri-plane field and of full-image rendering with the tnerf model's sampler and renderers.
+
+* field samples/s: the shared MLP decoding tri-plane lookups (forward, and forward + backward);
+* time to render one image (hierarchical sampling, default 48 + 48 samples per ray) at 400x400 and 800x800.
+
+    python scripts/benchmark_field.py                         # CPU (+ CUDA when present)
+    python scripts/benchmark_field.py --devices cuda --sizes 400 800
+
+Goal on an H100: an 800x800 image in <= 50 ms. Timings are medians after a warm-up; cases predicted to take longer
+than ``--budget-seconds`` are skipped (CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List
+
+import torch
+import tyro
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.data.scene_box import SceneBox
+from rich.console import Console
+from rich.table import Table
+
+from tnerf_ns.data.camera_rigs import look_at_opengl
+from tnerf_ns.models.tnerf_model import TNeRFModelConfig
+
+CONSOLE = Console(width=140)
+
+
+def median_time(fn: Callable[[], object], device: str, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@dataclass
+class BenchmarkField:
+    """Tri-plane field and image rendering speed."""
+
+    devices: List[str] = field(default_factory=lambda: ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    """Devices to measure."""
+    batch: int = 1 << 18
+    """Samples per field call."""
+    sizes: List[int] = field(default_factory=lambda: [400, 800])
+    """Square image sizes rendered."""
+    repeats: int = 3
+    """Timed repeats (median reported)."""
+    budget_seconds: float = 120.0
+    """Skip an image size whose predicted render time exceeds this."""
+
+    def main(self) -> List[dict]:
+        rows = []
+        for device in self.devices:
+            model = (
+                TNeRFModelConfig(compute_lpips=False)
+                .setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0, -1, -1], [1, 1, 1]])), num_train_data=1)
+                .to(device)
+            )
+            model.eval()
+            cfg = model.config
+            planes = torch.randn(3, cfg.triplane_channels, cfg.triplane_resolution, cfg.triplane_resolution,
+                                 device=device)  # fmt: skip
+            pts = torch.rand(self.batch, 3, device=device) * 2 - 1
+            dirs = torch.nn.functional.normalize(torch.randn(self.batch, 3, device=device), dim=-1)
+            with torch.no_grad():
+                fwd = median_time(lambda: model.field.decode(planes, pts, dirs), device, self.repeats)
+            p = planes.clone().requires_grad_()
+
+            def fwd_bwd() -> None:
+                density, rgb = model.field.decode(p, pts, dirs)
+                (density.sum() + rgb.sum()).backward()
+
+            fb = median_time(fwd_bwd, device, self.repeats)
+            row = {"device": device, "fwd_samples_s": self.batch / fwd, "fwd_bwd_samples_s": self.batch / fb}
+            per_ray = cfg.num_coarse_samples + cfg.num_coarse_samples + cfg.num_fine_samples
+            for size in self.sizes:
+                predicted = size * size * per_ray / row["fwd_samples_s"]
+                if device == "cpu" and predicted > self.budget_seconds:
+                    row[f"img{size}_ms"] = None
+                    continue
+                f = size / (2 * math.tan(math.radians(25)))
+                camera = Cameras(
+                    camera_to_worlds=torch.tensor(look_at_opengl(torch.tensor([0.0, -2.6, 1.2]).numpy(),
+                                                                 torch.zeros(3).numpy()), dtype=torch.float32)[None],
+                    fx=f, fy=f, cx=size / 2, cy=size / 2, width=size, height=size,
+                )  # fmt: skip
+                bundle = camera.generate_rays(camera_indices=0).to(device)
+                flat = bundle.reshape((-1,))
+
+                def render() -> None:
+                    with torch.no_grad():
+                        for start in range(0, len(flat), 1 << 16):
+                            model.render(flat[start : start + (1 << 16)], planes)
+
+                row[f"img{size}_ms"] = median_time(render, device, 1 if device == "cpu" else self.repeats) * 1e3
+            rows.append(row)
+            CONSOLE.print(row)
+        table = Table(title=f"Tri-plane field ({per_ray} field evaluations per ray: 48 coarse + 96 fine)")
+        cols = ["device", "field fwd samples/s", "field fwd+bwd samples/s"] + [f"{s}x{s} image ms" for s in self.sizes]
+        for c in cols:
+            table.add_column(c, justify="right")
+        for r in rows:
+            imgs = [("skipped" if r[f"img{s}_ms"] is None else f"{r[f'img{s}_ms']:.0f}") for s in self.sizes]
+            table.add_row(r["device"], f"{r['fwd_samples_s']:.3g}", f"{r['fwd_bwd_samples_s']:.3g}", *imgs)
+        CONSOLE.print(table)
+        return rows
+
+
+if __name__ == "__main__":
+    tyro.cli(BenchmarkField).main()
