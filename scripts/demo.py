@@ -53,6 +53,8 @@ class Demo:
     """Seed of the scene generator."""
     device: str = "cpu"
     """Device type for training and evaluation (cpu or cuda)."""
+    publish: bool = False
+    """Also copy REPORT.md and the image grid to docs/results/demo/ (what the README shows)."""
 
     def run(self, name: str, args: List[str], timings: Dict[str, float]) -> None:
         CONSOLE.rule(f"[bold]{name}")
@@ -102,6 +104,12 @@ class Demo:
         text = write_report(out / "REPORT.md", out / "eval.json", baseline, grid, out / "spiral.mp4", timings=timings)
         (out / "baseline.json").write_text(json.dumps(baseline, indent=2))
         CONSOLE.print(text)
+        if self.publish:
+            docs = REPO / "docs" / "results" / "demo"
+            docs.mkdir(parents=True, exist_ok=True)
+            for name in ("REPORT.md", "predictions.png", "eval.json", "baseline.json"):
+                shutil.copyfile(out / name, docs / name)
+            CONSOLE.print(f"published to {docs}")
         CONSOLE.print(f"[green]demo finished: {out / 'REPORT.md'}")
 
 
