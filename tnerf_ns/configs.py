@@ -1,4 +1,4 @@
-"""The T-NeRF methods registered with nerfstudio: ``tnerf`` (and, in the dynamic module, ``tnerf-dynamic``)."""
+"""The T-NeRF methods registered with nerfstudio: ``tnerf`` and ``tnerf-dynamic``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from nerfstudio.plugins.types import MethodSpecification
 
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
 from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManagerConfig
+from tnerf_ns.models.tnerf_dynamic_model import TNeRFDynamicModelConfig
 from tnerf_ns.models.tnerf_model import TNeRFModelConfig
 from tnerf_ns.pipeline import TNeRFPipelineConfig
 
@@ -47,4 +48,21 @@ def tnerf_trainer_config() -> TrainerConfig:
 tnerf_method = MethodSpecification(
     config=tnerf_trainer_config(),
     description="T-NeRF: feed-forward tri-plane radiance fields from a frozen VGGT backbone",
+)
+
+
+def tnerf_dynamic_trainer_config() -> TrainerConfig:
+    """Default ``tnerf-dynamic`` configuration: dynamic multi-scene data, flow token interpolation."""
+    config = tnerf_trainer_config()
+    config.method_name = "tnerf-dynamic"
+    config.pipeline = TNeRFPipelineConfig(
+        datamanager=TNeRFDataManagerConfig(dataparser=TNeRFScenesDataParserConfig()),
+        model=TNeRFDynamicModelConfig(eval_num_rays_per_chunk=4096),
+    )
+    return config
+
+
+tnerf_dynamic_method = MethodSpecification(
+    config=tnerf_dynamic_trainer_config(),
+    description="T-NeRF dynamic: any moment between two photo groups by VGGT patch-token interpolation",
 )

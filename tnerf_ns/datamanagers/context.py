@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -83,11 +83,45 @@ class SceneEntry:
     centre: Optional[np.ndarray] = None
     world_to_unit: float = 1.0
     times: List[Optional[float]] = field(default_factory=list)
+    """Time of each image (dynamic scenes)."""
+
+    @property
+    def dynamic(self) -> bool:
+        return any(t is not None for t in self.times) and len(self.time_values) > 1
+
+    @property
+    def time_values(self) -> List[float]:
+        return sorted({float(t) for t in self.times if t is not None})
+
+    def images_at(self, time: float) -> List[int]:
+        """The scene's images at one time, in view order (every time state uses the same cameras)."""
+        return [i for i, t in zip(self.image_indices, self.times) if t is not None and abs(float(t) - time) < 1e-6]
+
+    def sources_at(self, time: float) -> List[int]:
+        """The source cameras' images at ``time`` (same view positions as the t0 sources)."""
+        if not self.dynamic:
+            return list(self.source_indices)
+        first = self.images_at(self.time_values[0])
+        positions = [first.index(i) for i in self.source_indices]
+        at = self.images_at(time)
+        return [at[p] for p in positions]
+
+    @property
+    def input_indices(self) -> List[int]:
+        """Images given to the model: the sources (and, for dynamic scenes, their t1 counterparts)."""
+        if not self.dynamic:
+            return list(self.source_indices)
+        return self.sources_at(self.time_values[0]) + self.sources_at(self.time_values[-1])
 
     @property
     def target_indices(self) -> List[int]:
-        targets = [i for i in self.image_indices if i not in set(self.source_indices)]
+        inputs = set(self.input_indices)
+        targets = [i for i in self.image_indices if i not in inputs]
         return targets or list(self.image_indices)
+
+    def targets_at(self, time: float) -> List[int]:
+        inputs = set(self.input_indices)
+        return [i for i in self.images_at(time) if i not in inputs] or self.images_at(time)
 
 
 @dataclass
@@ -109,7 +143,11 @@ class SceneContext:
     """Ground-truth z-depth of the sources in dataset units (0 = unknown), when available."""
     points: Optional[PointBatch] = None
     """3-D query points with ground truth (training only)."""
-    times: Optional[Tensor] = None
+    images_t1: Optional[Float[Tensor, "k 3 h w"]] = None
+    """Dynamic scenes: the same source cameras' photos at t1 (``images`` are at t0)."""
+    time: Optional[float] = None
+    """Dynamic scenes: the normalised time the prediction is for; ``alpha``/``depth`` are the sources' ground truth
+    at that time."""
 
     def to(self, device: torch.device) -> "SceneContext":
         moved = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items() if k != "points"}
@@ -136,7 +174,7 @@ class ContextProvider:
         self.default_scene = default_scene if default_scene is not None else scenes[0].scene_idx
         self.background = torch.ones(3) if background is None else background.cpu()
         self.cache_size = cache_size
-        self._contexts: "OrderedDict[int, SceneContext]" = OrderedDict()
+        self._contexts: "OrderedDict[tuple, SceneContext]" = OrderedDict()
         self._samplers: "OrderedDict[str, ScenePointSampler]" = OrderedDict()
 
     @staticmethod
@@ -157,51 +195,74 @@ class ContextProvider:
             raise KeyError(f"scene {scene_idx} is not available (known: {sorted(self.scenes)[:10]} ...)")
         return self.scenes[scene_idx]
 
-    def _load(self, entry: SceneEntry) -> SceneContext:
-        ds = entry.dataset
-        rgba = torch.stack([ds.get_rgba(i) for i in entry.source_indices])  # [k, h, w, 4]
+    def _rgba(self, ds: TNeRFDataset, indices: Sequence[int]) -> Tuple[Tensor, Tensor]:
+        rgba = torch.stack([ds.get_rgba(i) for i in indices])  # [k, h, w, 4]
         alpha = rgba[..., 3]
         images = rgba[..., :3] * alpha[..., None] + self.background * (1 - alpha[..., None])
+        return images.permute(0, 3, 1, 2).contiguous(), alpha
+
+    def _load(self, entry: SceneEntry, time: Optional[float]) -> SceneContext:
+        ds = entry.dataset
+        dynamic = entry.dynamic
+        t0_sources = entry.sources_at(entry.time_values[0]) if dynamic else entry.source_indices
+        images, alpha = self._rgba(ds, t0_sources)
+        images_t1 = None
+        if dynamic:
+            images_t1, _ = self._rgba(ds, entry.sources_at(entry.time_values[-1]))
+            time = entry.time_values[0] if time is None else float(time)
+            truth = entry.sources_at(min(entry.time_values, key=lambda v: abs(v - time)))
+            if truth != t0_sources:
+                _, alpha = self._rgba(ds, truth)
+        else:
+            truth, time = t0_sources, None
         cams = ds.cameras
-        idx = torch.tensor(entry.source_indices)
+        idx = torch.tensor(t0_sources)
         intr = torch.zeros(len(idx), 3, 3)
         intr[:, 0, 0], intr[:, 1, 1] = cams.fx[idx, 0], cams.fy[idx, 0]
         intr[:, 0, 2], intr[:, 1, 2], intr[:, 2, 2] = cams.cx[idx, 0], cams.cy[idx, 0], 1.0
-        depths = [ds.get_depth(i) for i in entry.source_indices]
+        depths = [ds.get_depth(i) for i in truth]
         depth = torch.stack(depths) if all(d is not None for d in depths) else None
-        times = None
-        if cams.times is not None:
-            times = cams.times[idx, 0].clone()
         return SceneContext(
-            key=(entry.name, tuple(entry.source_indices), str(Path(ds.image_filenames[0]).parent), tuple(images.shape)),
+            key=(entry.name, tuple(entry.input_indices), str(Path(ds.image_filenames[0]).parent), tuple(images.shape)),
             scene_idx=entry.scene_idx,
             name=entry.name,
-            images=images.permute(0, 3, 1, 2).contiguous(),
+            images=images,
             alpha=alpha,
             c2w=cams.camera_to_worlds[idx].clone(),
             intrinsics=intr,
             depth=depth,
-            times=times,
+            images_t1=images_t1,
+            time=time,
         )
 
     def context(
-        self, scene_idx: int, num_points: int = 0, generator: Optional[torch.Generator] = None, **point_kwargs
+        self,
+        scene_idx: int,
+        num_points: int = 0,
+        generator: Optional[torch.Generator] = None,
+        time: Optional[float] = None,
+        **point_kwargs,
     ) -> SceneContext:
-        """The scene's source views (cached) and, when asked, fresh 3-D query points with ground truth."""
-        if scene_idx in self._contexts:
-            self._contexts.move_to_end(scene_idx)
-            ctx = self._contexts[scene_idx]
+        """The scene's source views (cached) and, when asked, fresh 3-D query points with ground truth.
+
+        ``time`` (dynamic scenes; ignored otherwise) is the prediction time in [0, 1].
+        """
+        entry = self.entry(scene_idx)
+        key = (scene_idx, None if not entry.dynamic or time is None else round(float(time), 6))
+        if key in self._contexts:
+            self._contexts.move_to_end(key)
+            ctx = self._contexts[key]
         else:
-            ctx = self._load(self.entry(scene_idx))
-            self._contexts[scene_idx] = ctx
+            ctx = self._load(entry, time)
+            self._contexts[key] = ctx
             while len(self._contexts) > self.cache_size:
                 self._contexts.popitem(last=False)
-        if num_points <= 0:
+        if num_points <= 0 or not entry.grids:
             return ctx
-        entry = self.entry(scene_idx)
-        if not entry.grids:
-            return ctx
-        sampler = self.point_sampler(entry, entry.grids[0]["file"])
+        grid = entry.grids[0]
+        if ctx.time is not None:  # the grid of the state nearest to the prediction time
+            grid = min(entry.grids, key=lambda g: abs(float(g.get("time") or 0.0) - ctx.time))
+        sampler = self.point_sampler(entry, grid["file"])
         points = sampler.sample(num_points, generator=generator, **point_kwargs)
         return SceneContext(**{**ctx.__dict__, "points": points})
 

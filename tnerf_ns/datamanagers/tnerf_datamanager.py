@@ -46,9 +46,8 @@ class TNeRFDataManagerConfig(VanillaDataManagerConfig):
     """Scenes whose images, contexts and grids stay in memory."""
     default_scene: Optional[str] = None
     """Scene shown for cameras without a scene index (viewer, camera paths); default: the first held-out scene."""
-    source_split: Literal["train", "same"] = "same"
-    """Where held-out scenes take their source views from: their own views ("same", generalisation to unseen scenes)
-    or, in scene mode, always the train split ("train")."""
+    eval_intermediate_times_only: bool = True
+    """Dynamic scenes: evaluate only views strictly between t0 and t1 (the interpolated moments)."""
 
 
 class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
@@ -78,9 +77,17 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         outputs = self.dataparser.get_dataparser_outputs(split=self.test_split)
         self.eval_context_dataset = TNeRFDataset(outputs, scale_factor=self.config.camera_res_scale_factor)
         self._build_scenes()
-        # evaluation images are the eval split minus any source view
-        sources = {i for s in self.eval_scenes for i in s.source_indices if s.dataset is self.eval_context_dataset}
-        keep = [i for i in range(len(outputs.image_filenames)) if i not in sources]
+        # evaluation images are the eval split minus every view given to the model (and, for dynamic scenes, only the
+        # intermediate times unless asked otherwise)
+        excluded = set()
+        for scene in self.eval_scenes:
+            if scene.dataset is not self.eval_context_dataset:
+                continue
+            excluded.update(scene.input_indices)
+            if scene.dynamic and self.config.eval_intermediate_times_only:
+                lo, hi = scene.time_values[0], scene.time_values[-1]
+                excluded.update(scene.images_at(lo) + scene.images_at(hi))
+        keep = [i for i in range(len(outputs.image_filenames)) if i not in excluded]
         if not keep:
             keep = list(range(len(outputs.image_filenames)))
         self.eval_target_indices = keep
@@ -191,7 +198,13 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
     def _ray_batch(self, entry: SceneEntry, generator: RayGenerator, num_rays: int, with_points: bool) -> Tuple:
         images, depths = self._scene_images(entry)
         local = {g: i for i, g in enumerate(entry.image_indices)}
-        targets = torch.tensor([local[i] for i in entry.target_indices])
+        time = None
+        target_indices = entry.target_indices
+        if entry.dynamic:  # one moment per step: rays of that time, encoded at that time
+            values = entry.time_values
+            time = values[int(torch.randint(len(values), (1,), generator=self.generator))]
+            target_indices = entry.targets_at(time)
+        targets = torch.tensor([local[i] for i in target_indices])
         pick = targets[torch.randint(len(targets), (num_rays,), generator=self.generator)]
         h, w = images.shape[1:3]
         ys = torch.randint(h, (num_rays,), generator=self.generator)
@@ -203,7 +216,7 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
             batch["depth"] = depths[pick, ys, xs]
         n_points = self.config.num_query_points if with_points else 0
         batch["context"] = self.context_provider.context(
-            entry.scene_idx, n_points, self.generator, fractions=self.config.point_fractions
+            entry.scene_idx, n_points, self.generator, time=time, fractions=self.config.point_fractions
         )
         ray_bundle: RayBundle = generator(indices.to(self.device))
         return ray_bundle, batch

@@ -248,57 +248,74 @@ class TNeRFModel(Model):
         return out
 
     # ------------------------------------------------------------------ encoding
-    def _resize_sources(self, ctx: SceneContext) -> Tuple[Tensor, Tensor]:
-        images, intr = ctx.images.to(self.device), ctx.intrinsics.to(self.device).clone()
+    def _resize(self, images: Tensor, intrinsics: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
+        """Photos to the backbone's input width (height rounded to patches); intrinsics follow."""
+        images = images.to(self.device)
         h, w = images.shape[-2:]
         new_w = self.config.backbone_image_width
         new_h = max(14, round(h * new_w / w / 14) * 14)
         if (new_h, new_w) != (h, w):
             images = F.interpolate(images, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
-            intr[:, 0] *= new_w / w
-            intr[:, 1] *= new_h / h
-        return images.clamp(0, 1), intr
+            if intrinsics is not None:
+                intrinsics = intrinsics.to(self.device).clone()
+                intrinsics[:, 0] *= new_w / w
+                intrinsics[:, 1] *= new_h / h
+        elif intrinsics is not None:
+            intrinsics = intrinsics.to(self.device)
+        return images.clamp(0, 1), intrinsics
 
     def _aggregate(self, images: Tensor, key: tuple) -> List[Optional[Tensor]]:
         layers = self.latent_head.dpt.layer_idx
         if self.trainable_backbone and self.training:
             return self.vggt.aggregate(images[None], layers)
-        cache_key = (key, tuple(images.shape))
-        if cache_key in self._backbone_cache:
-            self._backbone_cache.move_to_end(cache_key)
-            return self._backbone_cache[cache_key]
+        return self._cached(("aggregate", key, tuple(images.shape)), lambda: self.vggt.aggregate(images[None], layers))
+
+    def _cached(self, key: tuple, compute):
+        """Frozen-backbone results per source set (a training backbone changes every step: nothing is cached)."""
+        if key in self._backbone_cache:
+            self._backbone_cache.move_to_end(key)
+            return self._backbone_cache[key]
         with torch.no_grad():
-            out = self.vggt.aggregate(images[None], layers)
-        if not self.trainable_backbone:  # a training backbone changes every step: nothing to cache
-            self._backbone_cache[cache_key] = out
+            value = compute()
+        if not self.trainable_backbone:
+            self._backbone_cache[key] = value
             while len(self._backbone_cache) > self.config.backbone_cache_size:
                 self._backbone_cache.popitem(last=False)
-        return out
+        return value
 
-    def encode(self, ctx: SceneContext) -> Tuple[Float[Tensor, "3 c r r"], Dict[str, Tensor]]:
-        """Source views of one scene -> tri-plane (and the lifting's intermediate maps)."""
-        if self.vggt.device != self.device:
-            self.vggt.to(self.device)
-        images, intr = self._resize_sources(ctx)
-        aggregated = self._aggregate(images, ctx.key)
+    def head_and_lift(
+        self, aggregated: List[Optional[Tensor]], images: Tensor, intrinsics: Tensor, ctx: SceneContext
+    ) -> Tuple[Float[Tensor, "3 c r r"], Dict[str, Tensor]]:
+        """LatentHead on the aggregated layers, then lifting of the per-pixel latents onto the tri-plane."""
         aggregated = [None if t is None else t.float() for t in aggregated]
         head = self.latent_head(aggregated, tuple(images.shape[-2:]), self.vggt.aggregator.patch_start_idx)
         c2w = self.canonical_cameras(ctx.c2w.to(self.device))
         features = head["features"][0]
         if self.config.source_rgb_skip:
             features = torch.cat([features, images], dim=1)
-        planes, lifted = self.lifter(features, head["depth_logit"][0], head["weight_logit"][0], c2w, intr)
-        return planes, lifted
+        return self.lifter(features, head["depth_logit"][0], head["weight_logit"][0], c2w, intrinsics)
+
+    def encode(self, ctx: SceneContext) -> Tuple[Float[Tensor, "3 c r r"], Dict[str, Tensor]]:
+        """Source views of one scene -> tri-plane (and the lifting's intermediate maps)."""
+        if self.vggt.device != self.device:
+            self.vggt.to(self.device)
+        images, intr = self._resize(ctx.images, ctx.intrinsics)
+        return self.head_and_lift(self._aggregate(images, ctx.key), images, intr, ctx)
+
+    def cache_key(self, ctx: SceneContext) -> tuple:
+        """What identifies a prediction while the weights stay fixed."""
+        return ctx.key
 
     def encode_cached(self, ctx: SceneContext) -> Tensor:
         """Encode once per source set while the weights do not change (evaluation, rendering, viewer)."""
         if self.training:
             return self.encode(ctx)[0]
-        if ctx.key not in self._plane_cache:
-            self._plane_cache[ctx.key] = self.encode(ctx)[0]
-            while len(self._plane_cache) > 4:
+        key = self.cache_key(ctx)
+        if key not in self._plane_cache:
+            self._plane_cache[key] = self.encode(ctx)[0]
+            while len(self._plane_cache) > 8:
                 self._plane_cache.popitem(last=False)
-        return self._plane_cache[ctx.key]
+        return self._plane_cache[key]
 
     # ------------------------------------------------------------------ rendering
     def render(self, ray_bundle: RayBundle, planes: Tensor) -> Dict[str, Tensor]:
@@ -329,6 +346,10 @@ class TNeRFModel(Model):
             scene = int(ray_bundle.metadata["scene_idx"].reshape(-1)[0])
         return self.context_provider.context(scene)
 
+    def context_for_camera(self, camera: Cameras) -> SceneContext:
+        """The scene context a camera sees (the time is used by the dynamic model)."""
+        return self.context_provider.context(self.context_provider.scene_for_camera(camera))
+
     def forward(self, ray_bundle: RayBundle, context: Optional[SceneContext] = None) -> Dict:  # type: ignore[override]
         if context is None:
             context = self.context_for_rays(ray_bundle)
@@ -356,7 +377,7 @@ class TNeRFModel(Model):
         """Encode the camera's scene once (cached), then render the image in chunks."""
         if self.context_provider is None:
             raise RuntimeError("T-NeRF needs a context provider (set up through TNeRFPipeline)")
-        ctx = self.context_provider.context(self.context_provider.scene_for_camera(camera))
+        ctx = self.context_for_camera(camera)
         planes = self.encode_cached(ctx) if not self.training else self.encode(ctx)[0]
         bundle = camera.generate_rays(camera_indices=0, keep_shape=True, obb_box=obb_box)
         height, width = bundle.origins.shape[:2]

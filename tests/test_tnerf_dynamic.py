@@ -1,0 +1,95 @@
+"""tnerf-dynamic end to end: training on dynamic scenes, ns-eval at intermediate times, an interpolation video along
+a camera path with render_time keyframes, the time fallback, and the mode comparison script."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_tnerf_cli import TINY_MODEL, ns, script
+
+from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
+from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManagerConfig
+
+
+@pytest.fixture(scope="module")
+def dynamic_scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dyn_data")
+    script("scripts/make_synthetic_scenes.py", "--out", str(root / "grids"), "--num-scenes", "3", "--max-res", "24",
+           "--dynamic", "--times", "0", "0.5", "1", "--held-out-fraction", "0.34")  # fmt: skip
+    script("scripts/render_scenes.py", "--scenes", str(root / "grids"), "--out", str(root / "scenes"),
+           "--views", "6", "--size", "28x28")  # fmt: skip
+    return root / "scenes"
+
+
+@pytest.fixture(scope="module")
+def trained_dynamic(dynamic_scenes, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dyn_runs")
+    ns("ns-train", "tnerf-dynamic", "--machine.device-type", "cpu", "--max-num-iterations", "4", "--output-dir",
+       str(out), "--experiment-name", "d", "--timestamp", "run", "--steps-per-eval-image", "2",
+       "--steps-per-eval-batch", "2", "--pipeline.model.flow-radius", "1", *TINY_MODEL, "tnerf-scenes", "--data",
+       str(dynamic_scenes))  # fmt: skip
+    return out / "d" / "tnerf-dynamic" / "run" / "config.yml"
+
+
+def test_data_manager_uses_t0_t1_sources_and_evaluates_intermediate_times(dynamic_scenes):
+    dm = TNeRFDataManagerConfig(dataparser=TNeRFScenesDataParserConfig(data=dynamic_scenes), num_source_views=2,
+                                train_num_rays_per_batch=32, num_query_points=16).setup(device="cpu")  # fmt: skip
+    assert dm.includes_time
+    scene = dm.train_scenes[0]
+    assert scene.dynamic and scene.time_values == [0.0, 0.5, 1.0]
+    times = dm.train_dataset.cameras.times[:, 0]
+    assert all(float(times[i]) == 0.0 for i in scene.sources_at(0.0))
+    assert all(float(times[i]) == 1.0 for i in scene.sources_at(1.0))
+    # t1 sources are the same cameras as the t0 sources
+    c2w = dm.train_dataset.cameras.camera_to_worlds
+    assert torch.allclose(c2w[scene.sources_at(0.0)], c2w[scene.sources_at(1.0)])
+    assert set(dm.eval_dataset.cameras.times[:, 0].tolist()) == {0.5}
+    _, batch = dm.next_train(0)
+    ctx = batch["context"]
+    assert ctx.images_t1 is not None and ctx.images_t1.shape == ctx.images.shape and ctx.time in (0.0, 0.5, 1.0)
+
+
+def test_ns_eval_and_interpolation_video(trained_dynamic, dynamic_scenes, tmp_path):
+    ns("ns-eval", "--load-config", str(trained_dynamic), "--output-path", str(tmp_path / "eval.json"))
+    assert np.isfinite(json.loads((tmp_path / "eval.json").read_text())["results"]["psnr"])
+    meta = json.loads((dynamic_scenes / "synth_000000" / "transforms.json").read_text())
+    c2w = np.asarray(meta["frames"][0]["transform_matrix"]).reshape(-1).tolist()
+    path = {"camera_type": "perspective", "render_height": 20, "render_width": 20, "seconds": 1.0, "fps": 3,
+            "camera_path": [{"camera_to_world": c2w, "fov": 45.0, "aspect": 1.0, "render_time": t}
+                            for t in (0.0, 0.5, 1.0)]}  # fmt: skip
+    (tmp_path / "path.json").write_text(json.dumps(path))
+    ns("ns-render", "camera-path", "--load-config", str(trained_dynamic), "--camera-path-filename",
+       str(tmp_path / "path.json"), "--output-path", str(tmp_path / "sweep.mp4"))  # fmt: skip
+    assert (tmp_path / "sweep.mp4").stat().st_size > 0
+    for keyframe in path["camera_path"]:  # without render_time the documented default time is used
+        keyframe.pop("render_time")
+    (tmp_path / "path_no_time.json").write_text(json.dumps(path))
+    ns("ns-render", "camera-path", "--load-config", str(trained_dynamic), "--camera-path-filename",
+       str(tmp_path / "path_no_time.json"), "--output-path", str(tmp_path / "frames"), "--output-format", "images")  # fmt: skip
+    assert len(list((tmp_path / "frames").glob("*"))) == 3
+
+
+def test_time_changes_the_prediction_and_defaults_when_missing(trained_dynamic):
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    _, pipeline, _, _ = eval_setup(trained_dynamic, test_mode="test")
+    model = pipeline.model
+    camera = pipeline.datamanager.eval_dataset.cameras[0:1]
+    outs = {}
+    for t in (0.0, 1.0):
+        camera.times = torch.tensor([[t]])
+        outs[t] = model.get_outputs_for_camera(camera)["rgb"]
+    camera.times = None
+    default = model.get_outputs_for_camera(camera)["rgb"]
+    torch.testing.assert_close(default, outs[model.config.default_time])
+    assert not torch.allclose(outs[0.0], outs[1.0])
+
+
+def test_evaluate_dynamic_compares_the_three_modes(trained_dynamic, tmp_path):
+    script("scripts/evaluate_dynamic.py", "--load-config", str(trained_dynamic), "--out", str(tmp_path))
+    results = json.loads((tmp_path / "dynamic_eval.json").read_text())
+    assert set(results) == {"nearest", "lerp", "flow"} and set(results["flow"]) == {"0.5"}
+    assert (tmp_path / "dynamic_frames.png").is_file() and "| flow |" in (tmp_path / "dynamic_eval.md").read_text()
