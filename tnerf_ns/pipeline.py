@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from typing import Dict, Literal, Optional, Type
 
 import torch
+import torch.distributed as dist
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 from nerfstudio.utils import writer
 from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManagerConfig
 from tnerf_ns.models.tnerf_model import TNeRFModelConfig
@@ -76,10 +78,21 @@ class TNeRFPipeline(VanillaPipeline):
         local_rank: int = 0,
         grad_scaler: Optional[GradScaler] = None,
     ) -> None:
-        super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
+        # nerfstudio wraps the model in DDP with device_ids=[rank], which torch refuses for CPU modules; build without
+        # the wrapper, then wrap correctly for the device (gloo on CPU, NCCL on CUDA)
+        super().__init__(config, device, test_mode, 1, local_rank, grad_scaler)
+        self.world_size = world_size
+        self.datamanager.shard(local_rank, world_size)
+        if world_size > 1:
+            on_cuda = torch.device(device).type == "cuda"
+            self._model = DDP(self._model, device_ids=[local_rank] if on_cuda else None, find_unused_parameters=True)
+            dist.barrier()
         self.model.context_provider = self.datamanager.context_provider
 
     def get_train_loss_dict(self, step: int):
+        # sample jitter etc. draw from torch's global generator: make it a function of (step, rank) too, so that a
+        # run resumed from a checkpoint continues exactly as the uninterrupted run would
+        torch.manual_seed(2_000_003 * step + 7_919 * self.datamanager.local_rank_ + 42)
         ray_bundle, batch = self.datamanager.next_train(step)
         model_outputs = self._model(ray_bundle, context=batch["context"])
         metrics_dict = self.model.get_metrics_dict(model_outputs, batch)

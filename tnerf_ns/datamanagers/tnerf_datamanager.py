@@ -146,9 +146,13 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         self.context_provider = ContextProvider(
             list(scenes.values()), default, background=background, cache_size=self.config.scene_cache_size
         )
-        # scenes this rank trains on (disjoint shards when training on several processes)
-        self.rank_scenes = self.train_scenes[self.local_rank_ :: max(self.world_size_, 1)] or self.train_scenes
+        self.shard(self.local_rank_, self.world_size_)
         self._images: "OrderedDict[int, Tuple[torch.Tensor, Optional[torch.Tensor]]]" = OrderedDict()
+
+    def shard(self, rank: int, world_size: int) -> None:
+        """Scenes this rank trains on: disjoint shards of the training scenes when training on several processes."""
+        self.local_rank_, self.world_size_ = rank, max(world_size, 1)
+        self.rank_scenes = self.train_scenes[rank :: self.world_size_] or self.train_scenes
 
     # ------------------------------------------------------------------ setup (no all-images cache dataloader)
     def setup_train(self) -> None:
@@ -224,13 +228,19 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
     def _pick(self, scenes: List[SceneEntry]) -> SceneEntry:
         return scenes[int(torch.randint(len(scenes), (1,), generator=self.generator))]
 
+    def _seed(self, step: int, stream: int) -> None:
+        """Batches are a function of (step, rank): a run resumed with --load-dir continues exactly."""
+        self.generator.manual_seed(1_000_003 * step + 7_919 * self.local_rank_ + 104_729 * stream + 1234)
+
     def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
         self.train_count += 1
+        self._seed(step, 0)
         entry = self._pick(self.rank_scenes)
         return self._ray_batch(entry, self.train_ray_generator, self.config.train_num_rays_per_batch, True)
 
     def next_eval(self, step: int) -> Tuple[RayBundle, Dict]:
         self.eval_count += 1
+        self._seed(step, 1)
         entry = self._pick(self.eval_scenes)
         gen = self.train_ray_generator if entry.dataset is self.train_dataset else self.eval_ray_generator
         return self._ray_batch(entry, gen, self.config.eval_num_rays_per_batch, False)

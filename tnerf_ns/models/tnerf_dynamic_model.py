@@ -89,6 +89,7 @@ class TNeRFDynamicModel(TNeRFModel):
         t = float(ctx.time if ctx.time is not None else self.config.default_time)
         images0, intr = self._resize(ctx.images, ctx.intrinsics)
         images1, _ = self._resize(ctx.images_t1)
+        self.check_source_budget(ctx, images0)
         pair = self._token_pair(images0, images1, ctx.key)
         dyn = self.dynamic_vggt
         layers = self.latent_head.dpt.layer_idx

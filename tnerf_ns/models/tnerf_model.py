@@ -76,6 +76,9 @@ class TNeRFModelConfig(ModelConfig):
     """Train the backbone too (only without pre-trained weights; VGGT-1B always stays frozen)."""
     backbone_image_width: int = 140
     """Width the source photos are resized to for the backbone (multiple of 14; 518 for VGGT-1B)."""
+    max_source_tokens: int = 200_000
+    """Refuse source sets with more patch tokens than this (views x patches per view): global attention is quadratic
+    in it, so more views than memory allows fail with a clear message instead of exhausting the machine."""
     backbone_cache_size: int = 64
     """Source sets whose frozen-backbone outputs stay cached (a step then costs head, field and rendering only)."""
     init_head_from_point_head: bool = True
@@ -295,11 +298,22 @@ class TNeRFModel(Model):
             features = torch.cat([features, images], dim=1)
         return self.lifter(features, head["depth_logit"][0], head["weight_logit"][0], c2w, intrinsics)
 
+    def check_source_budget(self, ctx: SceneContext, images: Tensor) -> None:
+        groups = 2 if ctx.images_t1 is not None else 1
+        tokens = groups * images.shape[0] * (images.shape[-2] // 14) * (images.shape[-1] // 14)
+        if tokens > self.config.max_source_tokens:
+            raise ValueError(
+                f"scene {ctx.name}: {images.shape[0]} source views at {tuple(images.shape[-2:])} give {tokens} patch "
+                f"tokens, above --pipeline.model.max-source-tokens {self.config.max_source_tokens}; use fewer views "
+                "(--pipeline.datamanager.num-source-views) or a smaller --pipeline.model.backbone-image-width"
+            )
+
     def encode(self, ctx: SceneContext) -> Tuple[Float[Tensor, "3 c r r"], Dict[str, Tensor]]:
         """Source views of one scene -> tri-plane (and the lifting's intermediate maps)."""
         if self.vggt.device != self.device:
             self.vggt.to(self.device)
         images, intr = self._resize(ctx.images, ctx.intrinsics)
+        self.check_source_budget(ctx, images)
         return self.head_and_lift(self._aggregate(images, ctx.key), images, intr, ctx)
 
     def cache_key(self, ctx: SceneContext) -> tuple:
