@@ -26,3 +26,7 @@ def reference_dir() -> Path:
     if not REFERENCE.is_dir():
         pytest.skip(f"reference folder not found at {REFERENCE}")
     return REFERENCE
+
+
+# session fixtures shared by the end-to-end tests: a tiny rendered multi-scene dataset and a tiny trained run
+from helpers import scenes, trained  # noqa: E402, F401

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 
-from test_tnerf_cli import script
+from helpers import script
 
 WORKER = r"""
 import json, sys, torch, torch.distributed as dist

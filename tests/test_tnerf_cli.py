@@ -7,70 +7,14 @@ single-scene dataset (blender-data) with zero iterations (pure feed-forward) and
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
-import pytest
-from conftest import REPO
+from helpers import BIN, ns
 from PIL import Image
-
-BIN = Path(sys.executable).parent
-TINY_MODEL = [
-    "--pipeline.model.triplane-resolution", "16", "--pipeline.model.triplane-channels", "8",
-    "--pipeline.model.feature-dim", "8", "--pipeline.model.num-coarse-samples", "8",
-    "--pipeline.model.num-fine-samples", "8", "--pipeline.model.backbone-image-width", "42",
-    "--pipeline.datamanager.train-num-rays-per-batch", "64", "--pipeline.datamanager.num-query-points", "64",
-]  # fmt: skip
-
-
-def env() -> dict:
-    e = dict(os.environ)
-    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"  # ns-* and the ffmpeg that setup links into the venv
-    return e
-
-
-def ns(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(BIN / args[0]), *args[1:]], cwd=REPO, env=env(), capture_output=True, text=True,
-                          timeout=timeout, check=False)  # fmt: skip
-    assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc
-
-
-def script(*args: str) -> None:
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def not_blank(path: Path) -> np.ndarray:
-    img = np.asarray(Image.open(path).convert("RGB")).astype(np.float32)
-    assert img.std() > 1.0, f"{path} is a flat image"
-    return img
-
-
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tnerf_data")
-    script("scripts/make_synthetic_scenes.py", "--out", str(root / "grids"), "--num-scenes", "4", "--max-res", "24")
-    script("scripts/render_scenes.py", "--scenes", str(root / "grids"), "--out", str(root / "scenes"),
-           "--views", "6", "--size", "32x32")  # fmt: skip
-    return root / "scenes"
-
-
-@pytest.fixture(scope="module")
-def trained(scenes, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs")
-    ns("ns-train", "tnerf", "--machine.device-type", "cpu", "--max-num-iterations", "4", "--output-dir", str(out),
-       "--experiment-name", "t", "--timestamp", "run", "--steps-per-eval-batch", "2", "--steps-per-eval-image", "2",
-       "--vis", "tensorboard", *TINY_MODEL, "tnerf-scenes", "--data", str(scenes))  # fmt: skip
-    config = out / "t" / "tnerf" / "run" / "config.yml"
-    assert config.is_file() and list((config.parent / "nerfstudio_models").glob("step-*.ckpt"))
-    return config
 
 
 def test_ns_eval_writes_metrics_and_real_images(trained, tmp_path):

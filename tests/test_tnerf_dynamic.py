@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_tnerf_cli import TINY_MODEL, ns, script
+from helpers import TINY_MODEL, ns, script
 
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
 from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManagerConfig

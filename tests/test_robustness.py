@@ -1,0 +1,250 @@
+"""What users really feed the project: fuzzed scene files, odd images, mismatched dynamic inputs, paths escaping the
+dataset, hostile or broken checkpoints, too many views, interrupted and resumed training."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from helpers import TINY_MODEL, ns, script
+from hypothesis import HealthCheck, given, settings, strategies as st
+from PIL import Image
+
+from tnerf_ns.backbone.preprocess import load_images, read_rgb
+from tnerf_ns.data.nerfmae import SceneFormatError, load_scene, save_scene
+from tnerf_ns.data.synthetic import generate_scene
+
+FUZZ_STATS = {"cases": 0, "accepted": 0, "rejected": 0}
+
+
+@pytest.fixture(scope="module")
+def valid_arrays():
+    scene = generate_scene(0, 0, "object", False, 12)[0]
+    buf = io.BytesIO()
+    x, y, z = scene.grid_shape
+    arrays = {
+        "rgbsigma": np.concatenate([scene.rgb, scene.raw_density[..., None]], -1).astype(np.float32),
+        "resolution": np.array([y, z, x]), "bbox_min": scene.bbox_min.astype(np.float32),
+        "bbox_max": scene.bbox_max.astype(np.float32), "scale": np.float64(scene.scale),
+        "offset": scene.offset.astype(np.float32),
+    }  # fmt: skip
+    np.savez(buf, **arrays)
+    return arrays, buf.getvalue()
+
+
+mutations = st.sampled_from(
+    ["drop_key", "extra_key", "rank", "channels", "dtype", "nan", "inf", "zero_axis", "huge_bbox", "flip_bbox",
+     "scale_zero", "truncate", "garbage", "object_array", "bool_grid", "int_grid", "neg_rgb", "flat"]
+)  # fmt: skip
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutation=mutations, key=st.sampled_from(["rgbsigma", "bbox_min", "bbox_max", "scale", "offset"]),
+       frac=st.floats(0.0, 1.0), value=st.floats(allow_nan=True, allow_infinity=True))  # fmt: skip
+def test_fuzzed_scene_files_give_clear_errors(tmp_path_factory, valid_arrays, mutation, key, frac, value):
+    """Every mutated file either loads as a valid scene or raises SceneFormatError naming the file."""
+    arrays, raw = valid_arrays
+    data = {k: np.array(v, copy=True) for k, v in arrays.items()}
+    grid = data["rgbsigma"]
+    blob = None
+    if mutation == "drop_key":
+        data.pop(key)
+    elif mutation == "extra_key":
+        data["junk"] = np.arange(3)
+    elif mutation == "rank":
+        data["rgbsigma"] = grid.reshape(-1)
+    elif mutation == "channels":
+        data["rgbsigma"] = grid[..., : 1 + int(frac * 2)]
+    elif mutation == "dtype":
+        data[key] = data[key].astype(np.float16)
+    elif mutation in ("nan", "inf"):
+        flat = data[key].reshape(-1)
+        flat[int(frac * (flat.size - 1))] = np.nan if mutation == "nan" else np.inf
+    elif mutation == "zero_axis":
+        data["rgbsigma"] = grid[:0] if frac < 0.5 else grid[:, :, :0]
+    elif mutation == "huge_bbox":
+        data["bbox_max"] = data["bbox_min"] + np.float32(1e12 if np.isnan(value) else abs(value) + 1e9)
+    elif mutation == "flip_bbox":
+        data["bbox_min"], data["bbox_max"] = data["bbox_max"], data["bbox_min"]
+    elif mutation == "scale_zero":
+        data["scale"] = np.float64(0.0 if np.isnan(value) else -abs(value))
+    elif mutation == "truncate":
+        blob = raw[: int(frac * len(raw))]
+    elif mutation == "garbage":
+        blob = os.urandom(64 + int(frac * 500))
+    elif mutation == "object_array":
+        data[key] = np.array([{"x": 1}], dtype=object)
+    elif mutation == "bool_grid":
+        data["rgbsigma"] = grid > 0
+    elif mutation == "int_grid":
+        data["rgbsigma"] = (grid * 10).astype(np.int32)
+    elif mutation == "neg_rgb":
+        grid[..., 0] = -0.5
+    elif mutation == "flat":
+        data["rgbsigma"] = grid.reshape(-1, 4)
+    path = tmp_path_factory.mktemp("fuzz") / "scene.npz"
+    if blob is None:
+        buf = io.BytesIO()
+        np.savez(buf, **data)
+        blob = buf.getvalue()
+    path.write_bytes(blob)
+    FUZZ_STATS["cases"] += 1
+    try:
+        scene = load_scene(path)
+    except SceneFormatError as err:
+        FUZZ_STATS["rejected"] += 1
+        assert str(path) in str(err)
+        return
+    FUZZ_STATS["accepted"] += 1
+    assert np.isfinite(scene.rgb).all() and scene.rgb.min() >= 0 and scene.rgb.max() <= 1
+    assert (scene.world_box[1] > scene.world_box[0]).all()
+
+
+def test_report_fuzz_count():
+    print(f"\nfuzzed NeRF-MAE files: {FUZZ_STATS}")
+    assert FUZZ_STATS["cases"] >= 100 and FUZZ_STATS["rejected"] > 0
+
+
+def test_odd_images_load(tmp_path):
+    Image.fromarray(np.full((30, 41), 100, np.uint8), "L").save(tmp_path / "gray.png")
+    Image.fromarray(np.full((25, 25, 4), 200, np.uint8), "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(np.full((33, 17), 40000, np.uint16)).save(tmp_path / "deep.png")
+    images = load_images(sorted(tmp_path.glob("*.png")), target=56)  # different sizes, none divisible by 14
+    assert images.shape[0] == 3 and images.shape[-1] == 56 and images.shape[-2] % 14 == 0
+    assert read_rgb(tmp_path / "deep.png").max() == pytest.approx(40000 / 65535, abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def small_scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("robust")
+    script("scripts/make_synthetic_scenes.py", "--out", str(root / "grids"), "--num-scenes", "3", "--max-res", "20")
+    script("scripts/render_scenes.py", "--scenes", str(root / "grids"), "--out", str(root / "scenes"),
+           "--views", "5", "--size", "28x28")  # fmt: skip
+    return root / "scenes"
+
+
+def tiny_pipeline(data, **dm):
+    from tnerf_ns.configs import tnerf_trainer_config
+
+    cfg = tnerf_trainer_config().pipeline
+    cfg.datamanager.data = data
+    for k, v in dm.items():
+        setattr(cfg.datamanager, k, v)
+    m = cfg.model
+    m.triplane_resolution, m.triplane_channels, m.feature_dim = 8, 4, 4
+    m.num_coarse_samples, m.num_fine_samples, m.backbone_image_width = 4, 4, 28
+    return cfg
+
+
+def test_single_source_view_and_too_many_views(small_scenes):
+    cfg = tiny_pipeline(small_scenes, num_source_views=1, train_num_rays_per_batch=16, num_query_points=8)
+    pipe = cfg.setup(device="cpu")
+    pipe.train()
+    _, loss, _ = pipe.get_train_loss_dict(0)
+    assert all(torch.isfinite(v) for v in loss.values())
+    cfg = tiny_pipeline(small_scenes, num_source_views=4)
+    cfg.model.max_source_tokens = 10
+    pipe = cfg.setup(device="cpu")
+    pipe.train()
+    with pytest.raises(ValueError, match="max-source-tokens"):
+        pipe.get_train_loss_dict(0)
+
+
+def test_mixed_image_sizes_in_one_scene_are_refused(small_scenes, tmp_path):
+    import shutil
+
+    scenes = tmp_path / "scenes"
+    shutil.copytree(small_scenes, scenes)
+    img = scenes / "synth_000000" / "images" / "frame_00003.png"
+    Image.open(img).resize((20, 20)).save(img)
+    pipe = tiny_pipeline(scenes, train_num_rays_per_batch=8, num_query_points=4).setup(device="cpu")
+    entry = next(s for s in pipe.datamanager.train_scenes if s.name == "synth_000000")
+    with pytest.raises(ValueError, match="synth_000000: images of different sizes"):
+        pipe.datamanager._scene_images(entry)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_pretrained_checkpoint_that_runs_code_is_refused(small_scenes, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "step-000000001.ckpt"
+    with open(evil, "wb") as f:
+        pickle.dump({"pipeline": {"_model.x": _Exploit()}}, f)
+    cfg = tiny_pipeline(small_scenes)
+    cfg.model.pretrained = evil
+    with pytest.raises(RuntimeError, match=r"step-000000001\.ckpt: cannot read"):
+        cfg.setup(device="cpu")
+    assert not (tmp_path / "PWNED").exists()
+    torch.save({"pipeline": {"_model.field.trunk_in.weight": torch.zeros(2, 2)}}, evil)  # wrong architecture
+    with pytest.raises(RuntimeError, match="does not match"):
+        cfg.setup(device="cpu")
+    with zipfile.ZipFile(tmp_path / "trunc.ckpt", "w") as z:
+        z.writestr("junk", b"x")
+    cfg.model.pretrained = tmp_path / "trunc.ckpt"
+    with pytest.raises(RuntimeError, match=r"trunc\.ckpt: cannot read"):
+        cfg.setup(device="cpu")
+
+
+def test_interrupted_training_resumes_exactly(small_scenes, tmp_path):
+    """6 steps straight == 3 steps, stop, resume with --load-dir for 3 more (same step, same weights)."""
+    common = ["--machine.device-type", "cpu", "--output-dir", str(tmp_path), "--experiment-name", "r",
+              "--steps-per-eval-batch", "1000", "--steps-per-eval-image", "1000", "--steps-per-save", "1",
+              "--pipeline.model.compute-lpips", "False", *TINY_MODEL]  # fmt: skip
+    ns("ns-train", "tnerf", *common, "--max-num-iterations", "6", "--timestamp", "straight", "tnerf-scenes", "--data",
+       str(small_scenes))  # fmt: skip
+    ns("ns-train", "tnerf", *common, "--max-num-iterations", "3", "--timestamp", "part", "tnerf-scenes", "--data",
+       str(small_scenes))  # fmt: skip
+    part = tmp_path / "r" / "tnerf" / "part" / "nerfstudio_models"
+    ns("ns-train", "tnerf", *common, "--max-num-iterations", "3", "--timestamp", "resumed", "--load-dir", str(part),
+       "tnerf-scenes", "--data", str(small_scenes))  # fmt: skip
+    import tnerf_ns  # noqa: F401  (safe globals for the scheduler state)
+
+    def final(stamp):
+        ckpts = sorted((tmp_path / "r" / "tnerf" / stamp / "nerfstudio_models").glob("step-*.ckpt"))
+        return ckpts[-1].name, torch.load(ckpts[-1], map_location="cpu", weights_only=True)
+
+    name_a, a = final("straight")
+    name_b, b = final("resumed")
+    assert name_a == name_b == "step-000000005.ckpt"
+    assert a["step"] == b["step"] == 5
+    for key, value in a["pipeline"].items():
+        torch.testing.assert_close(value, b["pipeline"][key], msg=key)
+    assert json.dumps(a["schedulers"], default=str) == json.dumps(b["schedulers"], default=str)
+
+
+def test_dataset_json_escaping_the_folder_is_refused(small_scenes, tmp_path):
+    import shutil
+
+    from tnerf_ns.data.multiscene_dataparser import SceneDatasetError, TNeRFScenesDataParserConfig
+
+    scenes = tmp_path / "scenes"
+    shutil.copytree(small_scenes, scenes)
+    meta_file = scenes / "synth_000001" / "transforms.json"
+    meta = json.loads(meta_file.read_text())
+    meta["tnerf"]["grids"][0]["file"] = "/etc/passwd"
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(SceneDatasetError, match="outside the dataset folder"):
+        TNeRFScenesDataParserConfig(data=scenes).setup().get_dataparser_outputs("train")
+
+
+def test_saved_scene_survives_a_crash_during_write(tmp_path, monkeypatch):
+    scene = generate_scene(0, 0, "object", False, 12)[0]
+    save_scene(tmp_path / "s.npz", scene)
+    before = (tmp_path / "s.npz").read_bytes()
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez_compressed", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_scene(tmp_path / "s.npz", scene)
+    assert (tmp_path / "s.npz").read_bytes() == before  # the old file is intact
