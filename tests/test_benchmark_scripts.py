@@ -32,3 +32,8 @@ def test_compare_methods_runs_tnerf_and_nerfacto(trained, scenes, tmp_path):
     assert [r["method"] for r in rows] == ["tnerf feed-forward", "tnerf refined (K=4)", "nerfacto"]
     assert all(r["psnr"] == r["psnr"] for r in rows)  # finite PSNR everywhere
     assert "LPIPS" in (tmp_path / "comparison.md").read_text() and (tmp_path / "psnr_vs_time.png").is_file()
+
+
+def test_benchmark_dynamic_prints_step_versus_full():
+    proc = run("scripts/benchmark_dynamic.py", "--frames", "2", "--size", "28", "--repeats", "1", "--device", "cpu")
+    assert "extra time step" in proc.stdout and "flow" in proc.stdout

@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""Time per extra time step with cached t0/t1 patch tokens versus a full re-encode of both photo groups.
+
+python scripts/benchmark_dynamic.py                      # vggt-small, CPU
+python scripts/benchmark_dynamic.py --config vggt-1b --device cuda --size 518 --frames 8
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import List
+
+import torch
+import tyro
+from rich.console import Console
+from rich.table import Table
+
+from tnerf_ns.backbone import build_vggt
+from tnerf_ns.backbone.dynamic import DynamicVGGT
+
+CONSOLE = Console(width=120)
+
+
+@dataclass
+class BenchmarkDynamic:
+    """Cached sequence step versus full re-encode."""
+
+    config: str = "vggt-small"
+    """Backbone config."""
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    """Device."""
+    frames: List[int] = field(default_factory=lambda: [4, 8])
+    """Frames per time group."""
+    size: int = 140
+    """Square image size (multiple of 14)."""
+    modes: List[str] = field(default_factory=lambda: ["lerp", "flow"])
+    """Interpolation modes."""
+    repeats: int = 5
+    """Timed repeats (median)."""
+
+    def main(self) -> List[dict]:
+        vggt = build_vggt(self.config).to(self.device)
+        rows = []
+        for k in self.frames:
+            a = torch.rand(k, 3, self.size, self.size, device=self.device)
+            b = torch.rand(k, 3, self.size, self.size, device=self.device)
+            for mode in self.modes:
+                dyn = DynamicVGGT(vggt, mode, radius=2)
+                with torch.no_grad():
+                    pair = dyn.embed_pair(a, b)
+
+                    def timed(fn):
+                        fn()
+                        times = []
+                        for _ in range(self.repeats):
+                            if self.device == "cuda":
+                                torch.cuda.synchronize()
+                            start = time.perf_counter()
+                            fn()
+                            if self.device == "cuda":
+                                torch.cuda.synchronize()
+                            times.append(time.perf_counter() - start)
+                        return statistics.median(times)
+
+                    step = timed(lambda: dyn.forward_at(pair, 0.37, heads=["depth"]))
+                    full = timed(lambda: dyn.forward_at(dyn.embed_pair(a, b), 0.37, heads=["depth"]))
+                rows.append({"frames": k, "mode": mode, "step_ms": step * 1e3, "full_ms": full * 1e3})
+        table = Table(title=f"DynamicVGGT ({self.config}, {self.size} px, {self.device}, depth head)")
+        for c in ("frames per group", "mode", "extra time step ms (cached tokens)", "full re-encode ms", "saving"):
+            table.add_column(c, justify="right")
+        for r in rows:
+            table.add_row(str(r["frames"]), r["mode"], f"{r['step_ms']:.1f}", f"{r['full_ms']:.1f}",
+                          f"{1 - r['step_ms'] / r['full_ms']:.0%}")  # fmt: skip
+        CONSOLE.print(table)
+        return rows
+
+
+if __name__ == "__main__":
+    tyro.cli(BenchmarkDynamic).main()
