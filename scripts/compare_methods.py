@@ -37,8 +37,7 @@ CONSOLE = Console(width=120)
 def lpips_or_stub() -> None:
     """nerfstudio's models build LPIPS (which downloads AlexNet weights) in their constructors; offline this would
     crash them. Replace it, where it cannot be built, by a metric that reports NaN (shown as n/a)."""
-    import nerfstudio.models.nerfacto as nerfacto_module
-    import nerfstudio.models.vanilla_nerf as vanilla_module
+    import torchmetrics.image.lpip as lpip_module
     from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
     try:
@@ -54,9 +53,8 @@ def lpips_or_stub() -> None:
         def forward(self, a, b):
             return torch.tensor(float("nan"))
 
-    for module in (nerfacto_module, vanilla_module):
-        if hasattr(module, "LearnedPerceptualImagePatchSimilarity"):
-            module.LearnedPerceptualImagePatchSimilarity = NoLPIPS
+    # nerfstudio's models import the class inside populate_modules, from this module (this process only)
+    lpip_module.LearnedPerceptualImagePatchSimilarity = NoLPIPS
 
 
 @dataclass

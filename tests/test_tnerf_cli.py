@@ -13,7 +13,7 @@ import time
 import urllib.request
 
 import numpy as np
-from helpers import BIN, ns
+from helpers import BIN, REPO, TINY_MODEL, env, ns
 from PIL import Image
 
 
