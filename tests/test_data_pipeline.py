@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -128,6 +129,8 @@ def test_render_is_atomic_and_resumes(static_dataset, tmp_path, monkeypatch):
     assert not out.exists()  # no half-written scene under the final name
     assert render_scene_folder(paths, out, settings) == "rendered"
     assert render_scene_folder(paths, out, settings) == "kept"
+    os.utime(paths[0])  # the grid was regenerated: the rendered scene is stale
+    assert render_scene_folder(paths, out, settings) == "re-rendered"
     assert render_scene_folder(paths, out, RenderSettings(views=2, height=16, width=16)) == "re-rendered"
     assert len(json.loads((out / "transforms.json").read_text())["frames"]) == 2
     assert not list(tmp_path.glob(".partial-*"))

@@ -119,7 +119,8 @@ def render_scene_folder(
     record = {
         "format": FORMAT_VERSION,
         "settings": asdict(settings),
-        "grids": [str(Path(p).resolve()) for p in grid_paths],
+        # what produced the scene: settings and the exact grid files (a regenerated grid makes the scene stale)
+        "grids": [[str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns] for p in grid_paths],
     }
     status = "rendered"
     done = out_dir / "transforms.json"
