@@ -33,7 +33,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 bench: setup
-	$(PY) scripts/benchmark_backbone.py
+	$(PY) scripts/benchmark_all.py
 
 clean-venv:
 	rm -rf $(VENV)
