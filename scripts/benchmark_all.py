@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Every speed benchmark in one markdown file: backbone, grid renderer, tri-plane field, and T-NeRF encoding scaling
-(time and peak memory versus the number of source views and versus image size).
+"""Every speed benchmark in one markdown file: backbone, backbone disk cache, grid renderer, tri-plane field, and
+T-NeRF encoding scaling (time and peak memory versus the number of source views and versus image size).
 
     python scripts/benchmark_all.py --out docs/results/benchmarks.md            # CPU here (CUDA when present)
     python scripts/benchmark_all.py --quick                                      # tiny settings (smoke test)
@@ -19,6 +19,7 @@ import psutil
 import torch
 import tyro
 from benchmark_backbone import BenchmarkBackbone, PeakMemory, describe_machine
+from benchmark_backbone_cache import BenchmarkBackboneCache, markdown as cache_markdown
 from benchmark_field import BenchmarkField
 from benchmark_renderer import BenchmarkRenderer
 from rich.console import Console
@@ -102,8 +103,10 @@ class BenchmarkAll:
             renderer = BenchmarkRenderer(devices=["cpu"], sizes=[32], kinds=["object"], max_res=24, repeats=1)
             fieldb = BenchmarkField(devices=["cpu"], batch=4096, sizes=[24], repeats=1)
             views, sizes = [1, 2], [28]
+            cache = BenchmarkBackboneCache(cases=["vggt-small:1:28"], repeats=1, device="cpu")
         else:
             backbone = BenchmarkBackbone(budget_seconds=self.budget_seconds)
+            cache = BenchmarkBackboneCache(device=self.device)
             renderer, fieldb, views, sizes = BenchmarkRenderer(), BenchmarkField(), self.views, self.sizes
         sections = [f"# T-NeRF benchmarks\n\n{machine_header(self.device)}\n"]
         b = backbone.main()
@@ -115,6 +118,8 @@ class BenchmarkAll:
             else:
                 sections.append(f"| {r['config']} | {r['size']} | {r['frames']} | {r['aggregator_s'] * 1e3:.1f} | "
                                 f"{r['aggregator_gb']:.2f} | {r['full_s'] * 1e3:.1f} | {r['full_gb']:.2f} |")  # fmt: skip
+        sections.append("\n## On-disk backbone cache (frozen backbone: aggregator forward vs. reading its outputs)\n")
+        sections.append(cache_markdown(cache.main(), cache.device))
         g = renderer.main()
         sections.append("\n## Grid renderer\n\n| scene | device | image | ms / image | rays/s | grid lookups/s |\n"
                         "|---|---|---|---:|---:|---:|")  # fmt: skip

@@ -87,9 +87,24 @@ class CompareMethods:
         from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 
         if (self.data / "transforms_train.json").exists():
-            return BlenderDataParserConfig(data=self.data)
+            return BlenderDataParserConfig(data=self.data, scale_factor=self.blender_scale())
         return NerfstudioDataParserConfig(data=self.data, orientation_method="none", center_method="none",
                                           auto_scale_poses=False)  # fmt: skip
+
+    def blender_scale(self) -> float:
+        """Scenes from scripts/render_scenes.py record their world box: scale it onto the Blender parser's fixed
+        [-1.5, 1.5] box (the frame T-NeRF was trained in). Other Blender scenes (lego) are used as they are."""
+        meta_file = self.data / "transforms.json"
+        if not meta_file.is_file():
+            return 1.0
+        box = json.loads(meta_file.read_text()).get("tnerf", {}).get("world_box")
+        if box is None:
+            return 1.0
+        box = np.asarray(box, dtype=np.float64).reshape(2, 3)
+        if np.abs(box.mean(0)).max() > 1e-6 * np.abs(box).max():
+            raise ValueError(f"{meta_file}: scene box {box.tolist()} is not centred at the origin; the Blender parser "
+                             "cannot shift it")  # fmt: skip
+        return 3.0 / float((box[1] - box[0]).max())
 
     def trainer_config(self, method: str, max_iters: int, **model_overrides):
         from nerfstudio.configs.method_configs import all_methods
@@ -131,6 +146,7 @@ class CompareMethods:
     def evaluate(self, pipeline) -> Dict[str, float]:
         dataset = pipeline.datamanager.eval_dataset
         idx = np.linspace(0, len(dataset) - 1, min(self.eval_images, len(dataset))).round().astype(int)
+        self.eval_views_used = len(idx)
         pipeline.eval()
         rows = []
         for i in idx:
@@ -141,8 +157,9 @@ class CompareMethods:
                 metrics, _ = pipeline.model.get_image_metrics_and_images(outputs, batch)
             rows.append(metrics)
         pipeline.train()
-        keys = [k for k in ("psnr", "ssim", "lpips") if k in rows[0]]
-        return {k: float(np.nanmean([float(r[k]) for r in rows])) for k in keys}
+        # vanilla-nerf reports its fine pass as fine_ssim / fine_lpips
+        names = {k: next((n for n in (k, f"fine_{k}") if n in rows[0]), None) for k in ("psnr", "ssim", "lpips")}
+        return {k: float(np.nanmean([float(r[n]) for r in rows])) for k, n in names.items() if n is not None}
 
     def run_trained(self, label: str, method: str, results: List[Dict], **overrides) -> None:
         from nerfstudio.engine.trainer import Trainer
@@ -205,7 +222,7 @@ class CompareMethods:
             v = r.get(key)
             return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
-        lines = [f"Scene `{self.data}` at scale {self.scale}, {self.eval_images} evaluation views, device "
+        lines = [f"Scene `{self.data}` at scale {self.scale}, {getattr(self, 'eval_views_used', self.eval_images)} evaluation views, device "
                  f"{self.device}.", "", "| method | setting | steps | wall time (s) | PSNR | SSIM | LPIPS |",
                  "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
         for r in results:

@@ -19,7 +19,14 @@ def run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 def test_benchmark_all_quick_writes_every_section(tmp_path):
     run("scripts/benchmark_all.py", "--quick", "--out", str(tmp_path / "bench.md"))
     text = (tmp_path / "bench.md").read_text()
-    for heading in ("## Backbone", "## Grid renderer", "## Tri-plane field", "## T-NeRF encoding scaling", "- CPU:"):
+    for heading in (
+        "## Backbone",
+        "## On-disk backbone cache",
+        "## Grid renderer",
+        "## Tri-plane field",
+        "## T-NeRF encoding scaling",
+        "- CPU:",
+    ):
         assert heading in text
 
 

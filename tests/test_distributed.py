@@ -1,5 +1,6 @@
 """Scale-out: two CPU processes (gloo) train one step each through DDP; ranks see disjoint scenes and the
-parameters stay identical after the optimiser step."""
+parameters stay identical after the optimiser step. With a frozen backbone both ranks share one on-disk backbone
+cache."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from helpers import script
 
 WORKER = r"""
@@ -15,7 +17,7 @@ import json, sys, torch, torch.distributed as dist
 from pathlib import Path
 from tnerf_ns.configs import tnerf_trainer_config
 
-rank, world, port, data, out = int(sys.argv[1]), 2, sys.argv[2], sys.argv[3], sys.argv[4]
+rank, world, port, data, out, cache = int(sys.argv[1]), 2, sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
 torch.manual_seed(0)  # identical initial weights on every rank (DDP also broadcasts rank 0's at wrap time)
 cfg = tnerf_trainer_config().pipeline
@@ -25,6 +27,8 @@ cfg.datamanager.num_query_points = 32
 m = cfg.model
 m.triplane_resolution, m.triplane_channels, m.feature_dim = 16, 8, 8
 m.num_coarse_samples, m.num_fine_samples, m.backbone_image_width = 8, 8, 42
+if cache != "-":  # the VGGT-1B setting: frozen backbone, outputs cached in a folder all ranks share
+    m.train_backbone, m.backbone_cache_dir = False, Path(cache)
 pipe = cfg.setup(device="cpu", test_mode="val", world_size=world, local_rank=rank)
 pipe.train()
 params = [p for g in pipe.model.get_param_groups().values() for p in g]
@@ -40,17 +44,19 @@ dist.destroy_process_group()
 """
 
 
-def test_two_gloo_ranks_train_disjoint_scenes_with_identical_parameters(tmp_path):
+@pytest.mark.parametrize("backbone", ["trained", "frozen-cached"])
+def test_two_gloo_ranks_train_disjoint_scenes_with_identical_parameters(tmp_path, backbone):
     script("scripts/make_synthetic_scenes.py", "--out", str(tmp_path / "grids"), "--num-scenes", "5", "--max-res", "20")
     script("scripts/render_scenes.py", "--scenes", str(tmp_path / "grids"), "--out", str(tmp_path / "scenes"),
            "--views", "5", "--size", "28x28")  # fmt: skip
     (tmp_path / "worker.py").write_text(WORKER)
+    cache = str(tmp_path / "cache") if backbone == "frozen-cached" else "-"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
     procs = [
         subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), str(r), port, str(tmp_path / "scenes"),
-                          str(tmp_path / f"rank{r}.json")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          str(tmp_path / f"rank{r}.json"), cache], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for r in range(2)
     ]  # fmt: skip
     for p in procs:
@@ -61,3 +67,6 @@ def test_two_gloo_ranks_train_disjoint_scenes_with_identical_parameters(tmp_path
     assert len(r0["scenes"]) + len(r1["scenes"]) == 4  # 5 scenes, one held out
     assert r0["loss"] != r1["loss"]
     assert abs(r0["checksum"] - r1["checksum"]) < 1e-6 * max(1.0, abs(r0["checksum"]))
+    if backbone == "frozen-cached":  # one entry per rank's source set, in the shared folder, nothing half-written
+        assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
+        assert not list((tmp_path / "cache").glob(".tmp-*"))

@@ -32,6 +32,7 @@ from torchmetrics.functional import structural_similarity_index_measure
 from torchmetrics.image import PeakSignalNoiseRatio
 
 from tnerf_ns.backbone import build_vggt, load_vggt
+from tnerf_ns.backbone.output_cache import BackboneOutputCache, weights_fingerprint
 from tnerf_ns.datamanagers.context import SceneContext
 from tnerf_ns.fields.triplane_field import TriplaneField
 from tnerf_ns.heads.latent_head import LatentHead
@@ -80,7 +81,13 @@ class TNeRFModelConfig(ModelConfig):
     """Refuse source sets with more patch tokens than this (views x patches per view): global attention is quadratic
     in it, so more views than memory allows fail with a clear message instead of exhausting the machine."""
     backbone_cache_size: int = 64
-    """Source sets whose frozen-backbone outputs stay cached (a step then costs head, field and rendering only)."""
+    """Source sets whose frozen-backbone outputs stay cached in memory (a step then costs head, field and rendering
+    only)."""
+    backbone_cache_dir: Optional[Path] = None
+    """Folder caching frozen-backbone outputs on disk, shared by runs and by all ranks (keyed by backbone weights,
+    layers and source pixels, so stale entries are never served). None: memory cache only."""
+    backbone_cache_max_gb: float = 20.0
+    """Size limit of the on-disk backbone cache; least recently used entries are deleted beyond it."""
     init_head_from_point_head: bool = True
     """With pre-trained backbone weights, start the LatentHead's DPT trunk from VGGT's point head."""
     pretrained: Optional[Path] = None
@@ -192,6 +199,10 @@ class TNeRFModel(Model):
         self._backbone_cache: "OrderedDict[tuple, List]" = OrderedDict()
         self._plane_cache: "OrderedDict[tuple, Tuple[Tensor, Dict]]" = OrderedDict()
         self.context_provider = None  # set by the pipeline
+        self._disk_cache: Optional[BackboneOutputCache] = None
+        self._warned_cache = False
+        # loaded weights change the backbone's fingerprint: rebuild the disk cache handle on next use
+        self.register_load_state_dict_post_hook(lambda module, keys: setattr(module, "_disk_cache", None))
         if cfg.pretrained is not None:
             self.load_pretrained(cfg.pretrained)
 
@@ -267,11 +278,38 @@ class TNeRFModel(Model):
             intrinsics = intrinsics.to(self.device)
         return images.clamp(0, 1), intrinsics
 
+    @property
+    def backbone_disk_cache(self) -> Optional[BackboneOutputCache]:
+        """The on-disk cache of a frozen backbone's outputs (built on first use, after weights are loaded)."""
+        if self.config.backbone_cache_dir is None:
+            return None
+        if self.trainable_backbone:
+            if not self._warned_cache:
+                CONSOLE.print("[yellow]--pipeline.model.backbone-cache-dir is ignored: the backbone is being trained "
+                              "(its outputs change every step); use --pipeline.model.train-backbone False")  # fmt: skip
+                self._warned_cache = True
+            return None
+        if self._disk_cache is None:
+            fingerprint = weights_fingerprint(self.vggt, extra=repr(self.vggt.config))
+            self._disk_cache = BackboneOutputCache(
+                self.config.backbone_cache_dir, fingerprint, int(self.config.backbone_cache_max_gb * 2**30)
+            )
+        return self._disk_cache
+
     def _aggregate(self, images: Tensor, key: tuple) -> List[Optional[Tensor]]:
         layers = self.latent_head.dpt.layer_idx
         if self.trainable_backbone and self.training:
             return self.vggt.aggregate(images[None], layers)
-        return self._cached(("aggregate", key, tuple(images.shape)), lambda: self.vggt.aggregate(images[None], layers))
+
+        def compute() -> List[Optional[Tensor]]:
+            return self.vggt.aggregate(images[None], layers)
+
+        disk = self.backbone_disk_cache
+        if disk is None:
+            return self._cached(("aggregate", key, tuple(images.shape)), compute)
+        return self._cached(
+            ("aggregate", key, tuple(images.shape)), lambda: disk.get_or_compute(images, layers, compute)
+        )
 
     def _cached(self, key: tuple, compute):
         """Frozen-backbone results per source set (a training backbone changes every step: nothing is cached)."""
