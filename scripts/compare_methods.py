@@ -81,6 +81,8 @@ class CompareMethods:
     """Training rays per step for every method."""
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
     """Device."""
+    replot: bool = False
+    """Run nothing: rewrite comparison.md and psnr_vs_time.png from the --out folder's comparison.json."""
 
     def parser_args(self):
         from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
@@ -146,7 +148,6 @@ class CompareMethods:
     def evaluate(self, pipeline) -> Dict[str, float]:
         dataset = pipeline.datamanager.eval_dataset
         idx = np.linspace(0, len(dataset) - 1, min(self.eval_images, len(dataset))).round().astype(int)
-        self.eval_views_used = len(idx)
         pipeline.eval()
         rows = []
         for i in idx:
@@ -159,7 +160,14 @@ class CompareMethods:
         pipeline.train()
         # vanilla-nerf reports its fine pass as fine_ssim / fine_lpips
         names = {k: next((n for n in (k, f"fine_{k}") if n in rows[0]), None) for k in ("psnr", "ssim", "lpips")}
-        return {k: float(np.nanmean([float(r[n]) for r in rows])) for k, n in names.items() if n is not None}
+        means = {}
+        for k, n in names.items():
+            values = np.array([float(r[n]) for r in rows]) if n is not None else np.array([])
+            finite = values[np.isfinite(values)]
+            if n is not None:
+                means[k] = float(finite.mean()) if finite.size else float("nan")  # LPIPS offline: all NaN -> n/a
+        means["eval_views"] = len(idx)
+        return means
 
     def run_trained(self, label: str, method: str, results: List[Dict], **overrides) -> None:
         from nerfstudio.engine.trainer import Trainer
@@ -201,6 +209,11 @@ class CompareMethods:
 
     def main(self) -> List[Dict]:
         self.out.mkdir(parents=True, exist_ok=True)
+        if self.replot:
+            results = json.loads((self.out / "comparison.json").read_text())
+            self.write_table(results)
+            self.plot(results)
+            return results
         lpips_or_stub()
         results: List[Dict] = []
         for method in self.methods:
@@ -222,14 +235,16 @@ class CompareMethods:
             v = r.get(key)
             return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
-        lines = [f"Scene `{self.data}` at scale {self.scale}, {getattr(self, 'eval_views_used', self.eval_images)} evaluation views, device "
-                 f"{self.device}.", "", "| method | setting | steps | wall time (s) | PSNR | SSIM | LPIPS |",
-                 "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+        views = results[0].get("eval_views", self.eval_images) if results else self.eval_images
+        lines = [f"Scene `{self.data}` at scale {self.scale}, {views} evaluation views, device {self.device}.", "",
+                 "| method | setting | steps | wall time (s) | PSNR | SSIM | LPIPS |", "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
         for r in results:
             lines.append(f"| {r['method']} | {r['setting']} | {r['steps']} | {r['seconds']:.1f} | {fmt(r, 'psnr', 2)} | "
                          f"{fmt(r, 'ssim', 3)} | {fmt(r, 'lpips', 3)} |")  # fmt: skip
         lines += ["", "Feed-forward rows: wall time = time to the first rendered image (model build, encoding, "
                   "one image). Budget rows: training time when the budget was reached (evaluation excluded)."]  # fmt: skip
+        if all(fmt(r, "lpips", 3) == "n/a" for r in results):
+            lines.append("LPIPS n/a: its AlexNet weights could not be downloaded on this machine (offline).")
         text = "\n".join(lines) + "\n"
         (self.out / "comparison.md").write_text(text)
         CONSOLE.print(text)
@@ -245,6 +260,10 @@ class CompareMethods:
             rows = [r for r in results if r["method"] == method]
             style = "o" if method == "tnerf feed-forward" else "o-"
             ax.plot([r["seconds"] for r in rows], [r["psnr"] for r in rows], style, label=method)
+            if method == "tnerf feed-forward":
+                for r in rows:
+                    ax.annotate(r["setting"], (r["seconds"], r["psnr"]), textcoords="offset points", xytext=(5, 3),
+                                fontsize=8)  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("wall-clock seconds (log)")
         ax.set_ylabel("PSNR (dB)")
