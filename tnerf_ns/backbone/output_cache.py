@@ -101,7 +101,10 @@ class BackboneOutputCache:
                 if meta.get("fingerprint") != self.fingerprint or meta.get("format") != FORMAT:
                     raise ValueError("written for other backbone weights or another cache format")
                 present = json.loads(meta["present"])
-                value = [f.get_tensor(f"layer_{i}").to(device) if keep else None for i, keep in enumerate(present)]
+                # copied out of the memory map: the entry may be evicted or replaced while the tensors are in use
+                value = [
+                    self._copy(f.get_tensor(f"layer_{i}"), device) if keep else None for i, keep in enumerate(present)
+                ]
         except FileNotFoundError:  # evicted by another rank meanwhile
             return None
         except Exception as err:
@@ -110,6 +113,10 @@ class BackboneOutputCache:
             return None
         os.utime(path)  # recently used: evicted last
         return value
+
+    @staticmethod
+    def _copy(tensor: Tensor, device: torch.device) -> Tensor:
+        return tensor.to(device) if torch.device(device).type != "cpu" else tensor.clone()
 
     def save(self, key: str, value: List[Optional[Tensor]]) -> None:
         tensors = {f"layer_{i}": t.detach().contiguous().cpu() for i, t in enumerate(value) if t is not None}
