@@ -162,10 +162,11 @@ class CompareMethods:
         names = {k: next((n for n in (k, f"fine_{k}") if n in rows[0]), None) for k in ("psnr", "ssim", "lpips")}
         means = {}
         for k, n in names.items():
-            values = np.array([float(r[n]) for r in rows]) if n is not None else np.array([])
+            if n is None:
+                continue
+            values = np.array([float(r[n]) for r in rows])
             finite = values[np.isfinite(values)]
-            if n is not None:
-                means[k] = float(finite.mean()) if finite.size else float("nan")  # LPIPS offline: all NaN -> n/a
+            means[k] = float(finite.mean()) if finite.size else float("nan")  # LPIPS offline: all NaN -> n/a
         means["eval_views"] = len(idx)
         return means
 
