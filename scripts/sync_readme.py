@@ -7,6 +7,8 @@ README.md marks each included block:
     ...replaced by the file's text...
     <!-- end include -->
 
+``path#Heading`` includes only the body of the file's first ``## Heading...`` section.
+
     python scripts/sync_readme.py            # rewrite README.md
     python scripts/sync_readme.py --check    # exit 1 if README.md is out of date (the test suite runs this)
 """
@@ -21,15 +23,28 @@ from pathlib import Path
 import tyro
 
 REPO = Path(__file__).resolve().parents[1]
-BLOCK = re.compile(r"(<!-- include: (?P<path>[^ ]+) -->\n)(?P<body>.*?)(<!-- end include -->)", re.DOTALL)
+BLOCK = re.compile(r"(<!-- include: (?P<path>[^\n]+?) -->\n)(?P<body>.*?)(<!-- end include -->)", re.DOTALL)
+
+
+def section(text: str, heading: str, where: str) -> str:
+    """The body of the first ``## heading...`` section of a markdown text (up to the next ``## ``)."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"## {heading}")), None)
+    if start is None:
+        raise SystemExit(f"README.md includes {where}: no '## {heading}' section there")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[start + 1 : end]).strip("\n")
 
 
 def synced(text: str, root: Path) -> str:
     def replace(match: re.Match) -> str:
-        source = root / match["path"]
+        path, _, heading = match["path"].partition("#")
+        source = root / path
         if not source.is_file():
-            raise SystemExit(f"README.md includes {match['path']}, which does not exist")
-        return match.group(1) + source.read_text().rstrip("\n") + "\n" + match.group(4)
+            raise SystemExit(f"README.md includes {path}, which does not exist")
+        body = source.read_text()
+        body = section(body, heading, match["path"]) if heading else body.strip("\n")
+        return match.group(1) + body + "\n" + match.group(4)
 
     return BLOCK.sub(replace, text)
 

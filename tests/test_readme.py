@@ -26,3 +26,12 @@ def test_sync_replaces_blocks_and_names_missing_files(tmp_path):
     readme.write_text("<!-- include: missing.md -->\n<!-- end include -->\n")
     proc = subprocess.run([*run, "--check"], capture_output=True, text=True, check=False)
     assert proc.returncode != 0 and "missing.md" in proc.stderr
+
+
+def test_sync_includes_one_section(tmp_path):
+    (tmp_path / "bench.md").write_text("# T\n\n## Backbone (x)\n\n| a |\n\n## Renderer\n\n| b |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- include: bench.md#Backbone -->\n<!-- end include -->\n")
+    subprocess.run([sys.executable, str(REPO / "scripts/sync_readme.py"), "--readme", str(readme)], check=True,
+                   capture_output=True)  # fmt: skip
+    assert readme.read_text() == "<!-- include: bench.md#Backbone -->\n| a |\n<!-- end include -->\n"
