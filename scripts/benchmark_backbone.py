@@ -90,8 +90,8 @@ class PeakMemory:
             set_glibc_mmap_threshold(32 * 1024 * 1024)  # glibc's largest dynamic threshold: fast reuse again
 
 
-def timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> Tuple[float, int]:
-    """Median seconds over ``repeats`` after ``warmup`` calls, and peak memory of one call."""
+def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 0) -> float:
+    """Median wall-clock seconds of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones (CUDA synchronised)."""
     for _ in range(warmup):
         fn()
     times = []
@@ -103,10 +103,16 @@ def timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: 
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> Tuple[float, int]:
+    """Median seconds over ``repeats`` after ``warmup`` calls, and peak memory of one call."""
+    seconds = median_seconds(fn, device, repeats, warmup)
     gc.collect()
     with PeakMemory(device) as mem:
         fn()
-    return statistics.median(times), mem.peak_bytes
+    return seconds, mem.peak_bytes
 
 
 def describe_machine(device: torch.device) -> str:

@@ -12,7 +12,6 @@ them).
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,28 +20,13 @@ from typing import Dict, List
 
 import torch
 import tyro
+from benchmark_backbone import median_seconds
 from rich.console import Console
 
 from tnerf_ns.backbone import build_vggt
 from tnerf_ns.backbone.output_cache import BackboneOutputCache, weights_fingerprint
 
 CONSOLE = Console(width=120)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_seconds(fn, device: torch.device, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 @dataclass

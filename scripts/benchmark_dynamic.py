@@ -7,13 +7,12 @@ python scripts/benchmark_dynamic.py --config vggt-1b --device cuda --size 518 --
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass, field
 from typing import List
 
 import torch
 import tyro
+from benchmark_backbone import median_seconds
 from rich.console import Console
 from rich.table import Table
 
@@ -51,21 +50,10 @@ class BenchmarkDynamic:
                 with torch.no_grad():
                     pair = dyn.embed_pair(a, b)
 
-                    def timed(fn):
-                        fn()
-                        times = []
-                        for _ in range(self.repeats):
-                            if self.device == "cuda":
-                                torch.cuda.synchronize()
-                            start = time.perf_counter()
-                            fn()
-                            if self.device == "cuda":
-                                torch.cuda.synchronize()
-                            times.append(time.perf_counter() - start)
-                        return statistics.median(times)
-
-                    step = timed(lambda: dyn.forward_at(pair, 0.37, heads=["depth"]))
-                    full = timed(lambda: dyn.forward_at(dyn.embed_pair(a, b), 0.37, heads=["depth"]))
+                    device = torch.device(self.device)
+                    step = median_seconds(lambda: dyn.forward_at(pair, 0.37, heads=["depth"]), device, self.repeats, 1)
+                    full = median_seconds(lambda: dyn.forward_at(dyn.embed_pair(a, b), 0.37, heads=["depth"]), device,
+                                          self.repeats, 1)  # fmt: skip
                 rows.append({"frames": k, "mode": mode, "step_ms": step * 1e3, "full_ms": full * 1e3})
         table = Table(title=f"DynamicVGGT ({self.config}, {self.size} px, {self.device}, depth head)")
         for c in ("frames per group", "mode", "extra time step ms (cached tokens)", "full re-encode ms", "saving"):

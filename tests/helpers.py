@@ -46,13 +46,19 @@ def not_blank(path: Path) -> np.ndarray:
     return img
 
 
+def make_scenes(root: Path, num_scenes: int, max_res: int, views: int, size: str, *generator_args: str,
+                out: str = "scenes") -> Path:  # fmt: skip
+    """Generate synthetic grids under ``root/grids`` and render them into ``root/<out>`` (the real scripts)."""
+    script("scripts/make_synthetic_scenes.py", "--out", str(root / "grids"), "--num-scenes", str(num_scenes),
+           "--max-res", str(max_res), *generator_args)  # fmt: skip
+    script("scripts/render_scenes.py", "--scenes", str(root / "grids"), "--out", str(root / out),
+           "--views", str(views), "--size", size)  # fmt: skip
+    return root / out
+
+
 @pytest.fixture(scope="session")
 def scenes(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tnerf_data")
-    script("scripts/make_synthetic_scenes.py", "--out", str(root / "grids"), "--num-scenes", "4", "--max-res", "24")
-    script("scripts/render_scenes.py", "--scenes", str(root / "grids"), "--out", str(root / "scenes"),
-           "--views", "6", "--size", "32x32")  # fmt: skip
-    return root / "scenes"
+    return make_scenes(tmp_path_factory.mktemp("tnerf_data"), 4, 24, 6, "32x32")
 
 
 @pytest.fixture(scope="session")

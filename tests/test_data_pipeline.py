@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from helpers import make_scenes
 from PIL import Image
 
 from tnerf_ns.data.multiscene_dataparser import SceneDatasetError, TNeRFScenesDataParserConfig
@@ -19,28 +17,18 @@ from tnerf_ns.data.render_dataset import RenderSettings, group_scenes, render_sc
 from tnerf_ns.data.scene_points import ScenePointSampler
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
-
 @pytest.fixture(scope="module")
 def static_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("static")
-    run("scripts/make_synthetic_scenes.py", "--out", str(root / "grids"), "--num-scenes", "5", "--max-res", "32")
-    run("scripts/render_scenes.py", "--scenes", str(root / "grids"), "--out", str(root / "rendered"),
-        "--views", "6", "--size", "40x48")  # fmt: skip
+    make_scenes(root, 5, 32, 6, "40x48", out="rendered")
     return root
 
 
 @pytest.fixture(scope="module")
 def dynamic_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("dynamic")
-    run("scripts/make_synthetic_scenes.py", "--out", str(root / "grids"), "--num-scenes", "2", "--max-res", "24",
-        "--dynamic", "--times", "0", "0.5", "1", "--held-out-fraction", "0.5")  # fmt: skip
-    run("scripts/render_scenes.py", "--scenes", str(root / "grids"), "--out", str(root / "rendered"),
-        "--views", "4", "--size", "32x32")  # fmt: skip
+    make_scenes(root, 2, 24, 4, "32x32", "--dynamic", "--times", "0", "0.5", "1", "--held-out-fraction", "0.5",
+                out="rendered")  # fmt: skip
     return root
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import script
+from helpers import make_scenes
 
 WORKER = r"""
 import json, sys, torch, torch.distributed as dist
@@ -46,9 +46,7 @@ dist.destroy_process_group()
 
 @pytest.mark.parametrize("backbone", ["trained", "frozen-cached"])
 def test_two_gloo_ranks_train_disjoint_scenes_with_identical_parameters(tmp_path, backbone):
-    script("scripts/make_synthetic_scenes.py", "--out", str(tmp_path / "grids"), "--num-scenes", "5", "--max-res", "20")
-    script("scripts/render_scenes.py", "--scenes", str(tmp_path / "grids"), "--out", str(tmp_path / "scenes"),
-           "--views", "5", "--size", "28x28")  # fmt: skip
+    make_scenes(tmp_path, 5, 20, 5, "28x28")
     (tmp_path / "worker.py").write_text(WORKER)
     cache = str(tmp_path / "cache") if backbone == "frozen-cached" else "-"
     with socket.socket() as s:

@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_MODEL, ns, script
+from helpers import TINY_MODEL, make_scenes, ns
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
@@ -122,11 +122,7 @@ def test_odd_images_load(tmp_path):
 
 @pytest.fixture(scope="module")
 def small_scenes(tmp_path_factory):
-    root = tmp_path_factory.mktemp("robust")
-    script("scripts/make_synthetic_scenes.py", "--out", str(root / "grids"), "--num-scenes", "3", "--max-res", "20")
-    script("scripts/render_scenes.py", "--scenes", str(root / "grids"), "--out", str(root / "scenes"),
-           "--views", "5", "--size", "28x28")  # fmt: skip
-    return root / "scenes"
+    return make_scenes(tmp_path_factory.mktemp("robust"), 3, 20, 5, "28x28")
 
 
 def tiny_pipeline(data, **dm):

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_MODEL, ns, script
+from helpers import TINY_MODEL, make_scenes, ns, script
 
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
 from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManagerConfig
@@ -16,12 +16,8 @@ from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManagerConfig
 
 @pytest.fixture(scope="module")
 def dynamic_scenes(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dyn_data")
-    script("scripts/make_synthetic_scenes.py", "--out", str(root / "grids"), "--num-scenes", "3", "--max-res", "24",
-           "--dynamic", "--times", "0", "0.5", "1", "--held-out-fraction", "0.34")  # fmt: skip
-    script("scripts/render_scenes.py", "--scenes", str(root / "grids"), "--out", str(root / "scenes"),
-           "--views", "6", "--size", "28x28")  # fmt: skip
-    return root / "scenes"
+    return make_scenes(tmp_path_factory.mktemp("dyn_data"), 3, 24, 6, "28x28", "--dynamic", "--times", "0", "0.5", "1",
+                       "--held-out-fraction", "0.34")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
