@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.tnerf-installed
 
-.PHONY: setup demo backbone-demo test lint bench clean-venv
+.PHONY: setup demo backbone-demo test test-fast lint bench gpu-check clean-venv
 
 setup: $(STAMP)
 
@@ -27,6 +27,14 @@ backbone-demo: setup
 
 test: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q
+
+test-fast: setup
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q -m "not slow"
+
+# On a CUDA machine: every GPU check, table in docs/results/gpu.md. Uses .venv when there is one, else the machine's
+# python3; on a bare machine (no nerfstudio) the script installs the missing wheels of .gpu-wheels/ (make gpu-wheels).
+gpu-check:
+	$(if $(wildcard $(PY)),$(PY),python3) scripts/gpu_check.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -7,12 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from tnerf_ns.backbone import load_vggt
-
-THRESHOLD = 2e-5  # max|ours - ref| / max|ref|, from the fixture's README
-
-
-def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((ours.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
+from tnerf_ns.backbone.golden import FP32_TOLERANCE, GOLDEN_CASES, golden_errors, relative_error
 
 
 @pytest.fixture(scope="module")
@@ -21,35 +16,28 @@ def golden(golden_dir):
     return model, load_file(str(golden_dir / "inputs_and_outputs.safetensors"))
 
 
-@pytest.mark.parametrize("case", ["a", "b", "c"])
+@pytest.mark.parametrize("case", GOLDEN_CASES)
 def test_every_golden_tensor_matches(golden, case):
     model, ref = golden
-    images = ref[f"{case}/images"]
-    _, _, _, height, width = images.shape
-    grid = (height // 14, width // 14)
-    with torch.no_grad():
-        patch_tokens = model.embed_patches(images)
-        out = model(images)
-        ours = {
-            "dino_pos_embed": model.aggregator.patch_embed.resized_pos_embed(*grid)[0],
-            "patch_tokens": patch_tokens,
-            "tokens_in": model.aggregator.tokens_in(patch_tokens),
-            "pose_enc": out["pose_enc"],
-            "depth": out["depth"],
-            "depth_conf": out["depth_conf"],
-            "world_points": out["world_points"],
-            "world_points_conf": out["world_points_conf"],
-        }
-        ours.update({f"aggregated_layer_{i}": t for i, t in enumerate(out["aggregated"])})
-        ours.update({f"pose_enc_iter_{k}": t for k, t in enumerate(out["pose_enc_list"])})
+    grid = tuple(d // 14 for d in ref[f"{case}/images"].shape[-2:])
     positions = model.aggregator.rope_positions(*grid, device=torch.device("cpu"))
     assert torch.equal(positions, ref[f"{case}/rope_positions"])
-    errors = {name: rel_err(t, ref[f"{case}/{name}"]) for name, t in ours.items()}
-    in_file = {k.split("/", 1)[1] for k in ref if k.startswith(f"{case}/")}
-    assert set(errors) == in_file - {"images", "rope_positions"}  # every reference output is checked
+    errors = golden_errors(model, ref, case)  # raises if any stored output is not compared
+    assert len(errors) == len([k for k in ref if k.startswith(f"{case}/")]) - 2
     worst = max(errors, key=errors.get)
-    assert errors[worst] < THRESHOLD, f"case {case}: {worst} off by {errors[worst]:.2e}; all: {errors}"
-    assert out["images"] is images
+    assert errors[worst] < FP32_TOLERANCE, f"case {case}: {worst} off by {errors[worst]:.2e}; all: {errors}"
+
+
+def test_golden_comparison_fails_on_a_wrong_model(golden):
+    """The comparison itself can fail: a perturbed weight shows up as a large error."""
+    model, ref = golden
+    weight = model.aggregator.frame_blocks[0].attn.qkv.weight
+    saved = weight.clone()
+    try:
+        weight.mul_(1.01)
+        assert max(golden_errors(model, ref, "a").values()) > 100 * FP32_TOLERANCE
+    finally:
+        weight.copy_(saved)
 
 
 def test_patch_token_path_equals_full_forward(golden):
@@ -84,5 +72,5 @@ def test_golden_on_cuda_fp32(golden):
     with torch.no_grad():
         tokens = model.aggregator.embed_patches(images)
         layers = model.aggregator.forward_from_patch_tokens(tokens, (4, 6))
-    assert rel_err(layers[-1].cpu(), ref["a/aggregated_layer_3"]) < 1e-4
+    assert relative_error(layers[-1].cpu(), ref["a/aggregated_layer_3"]) < 1e-4
     model.cpu()

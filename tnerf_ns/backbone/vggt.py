@@ -44,15 +44,19 @@ class VGGT(nn.Module):
         self.camera_head = CameraHead(config) if config.enable_camera else None
         self.point_head = make_dpt_head(config, 4, "inv_log") if config.enable_point else None
         self.depth_head = make_dpt_head(config, 2, "exp") if config.enable_depth else None
+        self.mixed_precision: Optional[bool] = None
+        """bf16 autocast of the aggregator: None = on CUDA only (the default), True = on any device, False = never
+        (full fp32, e.g. to compare with reference outputs)."""
 
     @property
     def device(self) -> torch.device:
         return self.aggregator.camera_token.device
 
     def autocast(self, device: torch.device):
-        """bf16 autocast for the aggregator on CUDA; full precision elsewhere."""
-        if device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """bf16 autocast for the aggregator on CUDA; full precision elsewhere (see ``mixed_precision``)."""
+        enabled = device.type == "cuda" if self.mixed_precision is None else self.mixed_precision
+        if enabled:
+            return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     @staticmethod
