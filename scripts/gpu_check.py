@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -107,7 +107,18 @@ class Row:
     value: str
     goal: str = ""
     ok: Optional[bool] = None
-    """True pass, False fail, None: information only."""
+    """True pass / goal met, False fail / goal missed, None: information only."""
+    speed_goal: bool = False
+    """A speed target (met or missed) rather than a correctness check (pass or fail): a missed goal is reported but
+    does not fail the run."""
+
+    @property
+    def result(self) -> str:
+        if self.ok is None:
+            return "–"
+        if self.speed_goal:
+            return "goal met" if self.ok else "goal missed"
+        return "pass" if self.ok else "**FAIL**"
 
 
 @dataclass
@@ -120,13 +131,13 @@ class Report:
 
     def add(self, *args, **kwargs) -> Row:
         self.rows.append(Row(*args, **kwargs))
-        status = {True: "PASS", False: "FAIL", None: "    "}[self.rows[-1].ok]
-        print(f"  [{status}] {args[0]} | {args[1]}: {args[2]}", flush=True)
+        print(f"  [{self.rows[-1].result}] {args[0]} | {args[1]}: {args[2]}", flush=True)
         return self.rows[-1]
 
     @property
     def failed(self) -> List[Row]:
-        return [r for r in self.rows if r.ok is False]
+        """Correctness checks that failed (missed speed goals are not failures)."""
+        return [r for r in self.rows if r.ok is False and not r.speed_goal]
 
 
 def synchronize(device: str) -> None:
@@ -284,12 +295,57 @@ def check_vggt_latency(report: Report, sizes: Sizes) -> None:
         goal = f"<= {official[0]:.2f} s (official)" if full_size else ""
         ok = (s_all <= official[0]) if (full_size and sizes.device == "cuda") else None
         report.add("2 VGGT latency", f"{sizes.backbone}, {views} views, {sizes.vggt_px} px, bf16",
-                   f"{s_all:.3f} s, {p_all:.2f} GB peak", goal, ok)  # fmt: skip
+                   f"{s_all:.3f} s, {p_all:.2f} GB peak", goal, ok, speed_goal=True)  # fmt: skip
         del images
-    report.sections["VGGT latency and memory"] = "\n".join(lines)
+    report.sections["VGGT latency and memory"] = "\n".join(lines + ["", attention_backends(vggt, sizes, report)])
     report.data["vggt_latency"] = rows
     del vggt
     free_memory()
+
+
+def attention_backends(vggt, sizes: Sizes, report: Report) -> str:
+    """Where the backbone's time goes: aggregator latency with each SDPA backend forced, and a kernel profile."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    views_list = [v for v in (8, 50) if v in sizes.vggt_views] or [sizes.vggt_views[-1]]  # official anchors
+    backends = {"flash": SDPBackend.FLASH_ATTENTION, "cuDNN": SDPBackend.CUDNN_ATTENTION,
+                "mem-efficient": SDPBackend.EFFICIENT_ATTENTION}  # fmt: skip
+    lines = ["Aggregator seconds (all layers kept) with one SDPA backend forced (default = PyTorch's own choice):", "",
+             "| views | default | " + " | ".join(backends) + " |", "|---:|---:|" + "---:|" * len(backends)]  # fmt: skip
+    timings = {}
+    for views in views_list:
+        images = torch.rand(1, views, 3, sizes.vggt_px, sizes.vggt_px, device=sizes.device)
+        cells = []
+        for name, backend in [("default", None), *backends.items()]:
+            try:
+                with torch.no_grad(), sdpa_kernel([backend]) if backend is not None else nullcontext():
+                    sec = median_seconds(lambda: vggt.aggregate(images), sizes.device, 2)
+                cells.append(f"{sec:.3f}")
+                timings[f"{views}/{name}"] = sec
+            except RuntimeError as err:  # backend not available for this device / dtype / shape
+                cells.append("n/a")
+                timings[f"{views}/{name}"] = str(err).splitlines()[0][:120]
+            free_memory()
+        lines.append(f"| {views} | " + " | ".join(cells) + " |")
+        del images
+    report.data["sdpa_backends"] = timings
+    views = views_list[0]
+    images = torch.rand(1, views, 3, sizes.vggt_px, sizes.vggt_px, device=sizes.device)
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if sizes.device == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.no_grad():
+        vggt.aggregate(images)
+        synchronize(sizes.device)
+        with torch.profiler.profile(activities=activities) as prof:
+            vggt.aggregate(images)
+            synchronize(sizes.device)
+    sort = "cuda_time_total" if sizes.device == "cuda" else "cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort, row_limit=12, max_name_column_width=60)
+    lines += ["", f"Profile of one {views}-view aggregator forward (default backend), top operators by {sort}:", "",
+              f"```\n{table}\n```"]  # fmt: skip
+    return "\n".join(lines)
 
 
 def bench_cameras(views: int, radius: float = 2.6, fov_deg: float = 50.0, px: int = 518):
@@ -348,7 +404,7 @@ def check_encoding_and_render(report: Report, sizes: Sizes) -> None:
         goal = "<= 0.15 s" if views == 8 else ""
         ok = (sec <= 0.15) if (views == 8 and sizes.device == "cuda") else None
         report.add("3 scene encoding", f"{sizes.backbone} + LatentHead + lifting, {views} views, {sizes.vggt_px} px",
-                   f"{sec:.3f} s ({head:.3f} s head + lifting), {mem['peak_gb']:.2f} GB peak", goal, ok)  # fmt: skip
+                   f"{sec:.3f} s ({head:.3f} s head + lifting), {mem['peak_gb']:.2f} GB peak", goal, ok, speed_goal=True)  # fmt: skip
         report.data[f"encode_{views}_views_s"] = sec
         report.data[f"head_lift_{views}_views_s"] = head
         del aggregated
@@ -382,7 +438,9 @@ def render_image(report: Report, sizes: Sizes, model, planes) -> None:
     ok = (sec <= 0.05) if sizes.device == "cuda" else None
     report.add("4 rendering", f"{sizes.render_px}x{sizes.render_px} image, hierarchical "
                f"{model.config.num_coarse_samples}+{model.config.num_fine_samples} samples, chunks of {chunk} rays",
-               f"{sec * 1e3:.1f} ms, {mem['peak_gb']:.2f} GB peak, finite={finite}", "<= 50 ms", ok)  # fmt: skip
+               f"{sec * 1e3:.1f} ms, {mem['peak_gb']:.2f} GB peak", "<= 50 ms", ok, speed_goal=True)  # fmt: skip
+    report.add("4 rendering", "rendered image is finite, accumulation in [0, 1]", f"finite={finite}", "finite",
+               finite and bool(((image["accumulation"] >= 0) & (image["accumulation"] <= 1 + 1e-4)).all()))  # fmt: skip
     report.data["render_ms"] = sec * 1e3
     report.data["render_samples_per_s"] = sizes.render_px**2 * samples / sec
     activities = [torch.profiler.ProfilerActivity.CPU]
@@ -586,10 +644,11 @@ def markdown(report: Report, env: Dict[str, str], total_s: float, dry_run: bool)
         "|---|---|---|---|---|",
     ]
     for r in report.rows:
-        result = {True: "pass", False: "**FAIL**", None: "–"}[r.ok]
-        lines.append(f"| {r.check} | {r.item} | {r.value} | {r.goal} | {result} |")
-    failed = report.failed
-    lines += ["", f"{len(failed)} of {sum(r.ok is not None for r in report.rows)} pass/fail checks failed."]
+        lines.append(f"| {r.check} | {r.item} | {r.value} | {r.goal} | {r.result} |")
+    checks = [r for r in report.rows if r.ok is not None and not r.speed_goal]
+    goals = [r for r in report.rows if r.ok is not None and r.speed_goal]
+    lines += ["", f"Correctness: {len(checks) - len(report.failed)} of {len(checks)} checks pass. Speed goals: "
+              f"{sum(bool(r.ok) for r in goals)} of {len(goals)} met (a missed goal is reported, not a failure)."]  # fmt: skip
     for title, body in report.sections.items():
         lines += ["", f"## {title}", "", body]
     return "\n".join(lines) + "\n"
