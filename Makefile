@@ -4,16 +4,17 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.tnerf-installed
 
-.PHONY: setup demo backbone-demo test test-fast lint bench gpu-check clean-venv
+.PHONY: setup demo backbone-demo test test-fast lint bench gpu-check gpu-wheels clean-venv
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	# torch/torchvision first, pinned to the pair nerfstudio 1.1.5 works with (served from local disk here)
-	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PIP) install --quiet -e '.[dev]'
+	# pyproject.toml states tested ranges; constraints.txt pins this machine's exact versions (served from local disk)
+	# torch/torchvision first, the pair nerfstudio 1.1.5 works with
+	$(PIP) install --quiet -c constraints.txt torch torchvision
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	# ns-render needs an `ffmpeg` executable: take the one shipped in the imageio-ffmpeg wheel
 	ln -sf "$$($(PY) -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" $(VENV)/bin/ffmpeg
 	touch $(STAMP)
@@ -42,6 +43,12 @@ lint: setup
 
 bench: setup
 	$(PY) scripts/benchmark_all.py
+
+# Wheels a bare CUDA machine (Python 3.12, torch, numpy 2, scientific stack, no nerfstudio) needs besides its own
+# stack, from the pinned scripts/gpu_wheels.txt into the git-ignored .gpu-wheels/ (at most 30 MiB); the proof that
+# they suffice is scripts/check_bare_env.sh.
+gpu-wheels:
+	python3 scripts/gpu_wheels.py
 
 clean-venv:
 	rm -rf $(VENV)
