@@ -67,6 +67,19 @@ class Rope2D(nn.Module):
         return x * cos + rotated * sin
 
 
+def norm_in_input_dtype(norm: nn.LayerNorm, x: Tensor) -> Tensor:
+    """LayerNorm computed in ``x``'s dtype (statistics are accumulated in fp32 by the kernel either way).
+
+    Under bf16 autocast PyTorch would run LayerNorm in fp32: for the per-head QK norms that means casting q and k to
+    fp32, normalising, and casting back for attention, which measured as much GPU time as attention itself (VGGT-1B,
+    8 views, H200). Full-precision runs are unchanged.
+    """
+    if x.dtype == torch.float32 or not torch.is_autocast_enabled(x.device.type):
+        return norm(x)
+    with torch.autocast(x.device.type, enabled=False):
+        return F.layer_norm(x, norm.normalized_shape, norm.weight.to(x.dtype), norm.bias.to(x.dtype), norm.eps)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection, optional per-head QK LayerNorm and 2-D RoPE."""
 
@@ -89,8 +102,9 @@ class Attention(nn.Module):
         # qkv output layout is [q | k | v], each head-major
         q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
+            q, k = norm_in_input_dtype(self.q_norm, q), norm_in_input_dtype(self.k_norm, k)
         if rope is not None:
+            rope = tuple(t.to(q.dtype) for t in rope)
             q, k = Rope2D.rotate(q, *rope), Rope2D.rotate(k, *rope)
         out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
