@@ -137,7 +137,7 @@ def main() -> None:
     # the generators' own imports, in this process too (closure)
     import scripts.make_synthetic_scenes  # noqa: F401
     import scripts.render_scenes  # noqa: F401
-    import tnerf_ns.data.grid_renderer  # noqa: F401
+    import tnerf_ns.scenes.grid_renderer  # noqa: F401
 
     static_config = train(configs.tnerf_trainer_config, static, work / "runs", args.device, args.iterations)
     train(configs.tnerf_dynamic_trainer_config, dynamic, work / "runs", args.device, args.iterations)

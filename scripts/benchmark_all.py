@@ -42,9 +42,9 @@ def encode_scaling(device: str, views: List[int], sizes: List[int], budget: floa
     """T-NeRF encoding (backbone + LatentHead + lifting) with the small config: seconds and peak memory."""
     from nerfstudio.data.scene_box import SceneBox
 
-    from tnerf_ns.data.camera_rigs import orbit_poses
-    from tnerf_ns.datamanagers.context import SceneContext
+    from tnerf_ns.scene_context import SceneContext
     from tnerf_ns.models.tnerf_model import TNeRFModelConfig
+    from tnerf_ns.scenes.camera_rigs import orbit_poses
 
     rows = []
     for size in sizes:
@@ -64,16 +64,16 @@ def encode_scaling(device: str, views: List[int], sizes: List[int], budget: floa
             ctx = SceneContext(key=("bench", k, size), scene_idx=0, name="bench", images=torch.rand(k, 3, size, size),
                                alpha=torch.ones(k, size, size), c2w=c2w, intrinsics=intr.clone())  # fmt: skip
             with torch.no_grad():
-                model.encode(ctx)  # warm-up
+                model.encoder(ctx)  # warm-up
                 if device == "cuda":
                     torch.cuda.synchronize()
                 start = time.perf_counter()
-                model.encode(ctx)
+                model.encoder(ctx)
                 if device == "cuda":
                     torch.cuda.synchronize()
                 seconds = time.perf_counter() - start
                 with PeakMemory(torch.device(device)) as mem:
-                    model.encode(ctx)
+                    model.encoder(ctx)
             rows.append({"size": size, "views": k, "seconds": seconds, "peak_gb": mem.peak_bytes / 1e9})
             CONSOLE.print(rows[-1])
             last, last_k = seconds, k

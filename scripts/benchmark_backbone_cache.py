@@ -22,9 +22,9 @@ import torch
 import tyro
 from benchmark_backbone import median_seconds
 from rich.console import Console
+from tnerf_ns.encoding.cache import BackboneOutputCache, weights_fingerprint
 
 from tnerf_ns.backbone import build_vggt
-from tnerf_ns.backbone.output_cache import BackboneOutputCache, weights_fingerprint
 
 CONSOLE = Console(width=120)
 

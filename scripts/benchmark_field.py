@@ -26,8 +26,8 @@ from nerfstudio.data.scene_box import SceneBox
 from rich.console import Console
 from rich.table import Table
 
-from tnerf_ns.data.camera_rigs import look_at_opengl
 from tnerf_ns.models.tnerf_model import TNeRFModelConfig
+from tnerf_ns.scenes.camera_rigs import look_at_opengl
 
 CONSOLE = Console(width=140)
 

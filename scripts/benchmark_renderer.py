@@ -20,9 +20,9 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
-from tnerf_ns.data.grid_renderer import GridVolume, render_view
-from tnerf_ns.data.render_dataset import RenderSettings, cameras_for
-from tnerf_ns.data.synthetic import generate_scene
+from tnerf_ns.scenes.grid_renderer import GridVolume, render_view
+from tnerf_ns.scenes.render_dataset import RenderSettings, cameras_for
+from tnerf_ns.scenes.synthetic import generate_scene
 
 CONSOLE = Console(width=140)
 

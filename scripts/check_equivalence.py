@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
-import torch
 import tyro
 from rich.console import Console
 from safetensors.torch import load_file, save_file
+
+from tnerf_ns.models.checkpoints import migrate_state_dict
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -136,7 +137,9 @@ class CheckEquivalence:
             tag = "dynamic" if dynamic else "static"
             weights = None if self.compare is None else self.compare / f"{tag}_init.safetensors"
             rec = record(self.data, self.out, dynamic, weights)
-            save_file({k: v.contiguous() for k, v in rec.pop("grads").items()}, str(self.out / f"{tag}_grads.safetensors"))
+            save_file(
+                {k: v.contiguous() for k, v in rec.pop("grads").items()}, str(self.out / f"{tag}_grads.safetensors")
+            )
             (self.out / f"{tag}.json").write_text(json.dumps(rec, indent=2))
             if self.compare is None:
                 continue
@@ -144,6 +147,7 @@ class CheckEquivalence:
             old_grads = load_file(str(self.compare / f"{tag}_grads.safetensors"))
             new_grads = load_file(str(self.out / f"{tag}_grads.safetensors"))
             old_grads = {rename.get(k, k): v for k, v in old_grads.items()}
+            migrate_state_dict(old_grads)  # names of parameters that moved into the encoder
             if set(old_grads) != set(new_grads):
                 raise SystemExit(f"{tag}: gradient names differ: {sorted(set(old_grads) ^ set(new_grads))[:8]}")
             grad_err = max(

@@ -61,7 +61,7 @@ class EvaluateDynamic:
         figure_view = self._figure_view(dataset, indices)
         for mode in self.modes:
             model.config.interpolation_mode = mode
-            model._plane_cache.clear()
+            model.encoder.plane_cache.clear()
             per_time: Dict[float, List[tuple]] = defaultdict(list)
             for i in track(indices, description=f"{mode:>7}", console=CONSOLE):
                 with torch.no_grad():

@@ -353,7 +353,7 @@ def bench_cameras(views: int, radius: float = 2.6, fov_deg: float = 50.0, px: in
     import numpy as np
     import torch
 
-    from tnerf_ns.data.camera_rigs import look_at_opengl
+    from tnerf_ns.scenes.camera_rigs import look_at_opengl
 
     poses = []
     for i in range(views):
@@ -383,7 +383,7 @@ def check_encoding_and_render(report: Report, sizes: Sizes) -> None:
     """3. Scene encoding for 4 and 8 views; 4. rendering one image from the predicted tri-plane."""
     import torch
 
-    from tnerf_ns.datamanagers.context import SceneContext
+    from tnerf_ns.scene_context import SceneContext
 
     model = build_encoding_model(sizes)
     planes = None
@@ -394,12 +394,12 @@ def check_encoding_and_render(report: Report, sizes: Sizes) -> None:
             images=torch.rand(views, 3, sizes.vggt_px, sizes.vggt_px), c2w=c2w[:, :3], intrinsics=intrinsics,
         ).to(torch.device(sizes.device))  # fmt: skip
         with torch.no_grad(), peak_memory(sizes.device) as mem:
-            sec = median_seconds(lambda: model.encode(ctx), sizes.device, sizes.repeats)
-            planes = model.encode(ctx)[0]
-            aggregated = model._aggregate(*model._resize(ctx.images)[:1], ctx.key)
-            images, intr = model._resize(ctx.images, ctx.intrinsics)
+            sec = median_seconds(lambda: model.encoder(ctx), sizes.device, sizes.repeats)
+            planes = model.encoder(ctx)[0]
+            aggregated = model.encoder.aggregate(model.encoder.resize(ctx.images)[0], ctx.key)
+            images, intr = model.encoder.resize(ctx.images, ctx.intrinsics)
             head = median_seconds(
-                lambda: model.head_and_lift(aggregated, images, intr, ctx), sizes.device, sizes.repeats
+                lambda: model.encoder.head_and_lift(aggregated, images, intr, ctx), sizes.device, sizes.repeats
             )
         goal = "<= 0.15 s" if views == 8 else ""
         ok = (sec <= 0.15) if (views == 8 and sizes.device == "cuda") else None
@@ -572,9 +572,9 @@ def check_grid_renderer(report: Report, sizes: Sizes) -> None:
     """6. Grid renderer: rays/s on the device against the CPU, same scene and camera."""
     import torch
 
-    from tnerf_ns.data.grid_renderer import GridVolume, render_view
-    from tnerf_ns.data.render_dataset import RenderSettings, cameras_for
-    from tnerf_ns.data.synthetic import generate_scene
+    from tnerf_ns.scenes.grid_renderer import GridVolume, render_view
+    from tnerf_ns.scenes.render_dataset import RenderSettings, cameras_for
+    from tnerf_ns.scenes.synthetic import generate_scene
 
     scene = generate_scene(0, 0, "object", False, sizes.grid_res)[0]
     px = sizes.grid_px

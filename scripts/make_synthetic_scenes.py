@@ -23,8 +23,8 @@ import tyro
 from rich.console import Console
 from rich.progress import track
 
-from tnerf_ns.data.nerfmae import save_scene
-from tnerf_ns.data.synthetic import generate_scene, scene_statistics
+from tnerf_ns.scenes.nerfmae import save_scene
+from tnerf_ns.scenes.synthetic import generate_scene, scene_statistics
 
 CONSOLE = Console()
 

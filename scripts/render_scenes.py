@@ -22,8 +22,8 @@ import tyro
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tnerf_ns.data.nerfmae import SceneFormatError, index_dataset
-from tnerf_ns.data.render_dataset import RenderSettings, group_scenes, render_scene_folder, write_scenes_index
+from tnerf_ns.scenes.nerfmae import SceneFormatError, index_dataset
+from tnerf_ns.scenes.render_dataset import RenderSettings, group_scenes, render_scene_folder, write_scenes_index
 
 CONSOLE = Console()
 

@@ -8,9 +8,9 @@ import time
 import pytest
 import torch
 from test_robustness import small_scenes, tiny_pipeline  # noqa: F401  (fixture)
+from tnerf_ns.encoding.cache import BackboneOutputCache, weights_fingerprint
 
 from tnerf_ns.backbone import build_vggt
-from tnerf_ns.backbone.output_cache import BackboneOutputCache, weights_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -114,12 +114,12 @@ def test_frozen_model_reuses_the_disk_cache_across_runs(small_scenes, tmp_path):
     first = pipeline()
     first.train()
     _, loss_first, _ = first.get_train_loss_dict(0)
-    assert first.model.backbone_disk_cache.misses >= 1 and list((tmp_path / "cache").glob("*.safetensors"))
+    assert first.model.encoder.disk_cache.misses >= 1 and list((tmp_path / "cache").glob("*.safetensors"))
     second = pipeline()  # a new run: other random weights until the first run's are loaded
     second.model.load_state_dict(first.model.state_dict())
     second.train()
     _, loss_second, _ = second.get_train_loss_dict(0)
-    cache = second.model.backbone_disk_cache
+    cache = second.model.encoder.disk_cache
     assert cache.hits >= 1 and cache.misses == 0
     for key, value in loss_first.items():
         assert torch.allclose(value, loss_second[key]), key

@@ -12,9 +12,9 @@ from helpers import make_scenes
 from PIL import Image
 
 from tnerf_ns.data.multiscene_dataparser import SceneDatasetError, TNeRFScenesDataParserConfig
-from tnerf_ns.data.nerfmae import index_dataset
-from tnerf_ns.data.render_dataset import RenderSettings, group_scenes, render_scene_folder
 from tnerf_ns.data.scene_points import ScenePointSampler
+from tnerf_ns.scenes.nerfmae import index_dataset
+from tnerf_ns.scenes.render_dataset import RenderSettings, group_scenes, render_scene_folder
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from tnerf_ns.data.camera_rigs import look_at_opengl, orbit_poses, room_poses
-from tnerf_ns.data.grid_renderer import (
+from tnerf_ns.geometry import opencv_w2c_to_opengl_c2w, opengl_c2w_to_opencv_w2c
+from tnerf_ns.scenes.camera_rigs import look_at_opengl, orbit_poses, room_poses
+from tnerf_ns.scenes.grid_renderer import (
     GridVolume,
     analytic_sphere_radius_px,
     camera_rays,
     render_rays,
     render_view,
 )
-from tnerf_ns.data.nerfmae import CULLED, NerfMAEScene, sigma_to_alpha, world_to_ngp_axes
-from tnerf_ns.geometry import opencv_w2c_to_opengl_c2w, opengl_c2w_to_opencv_w2c
+from tnerf_ns.scenes.nerfmae import CULLED, NerfMAEScene, sigma_to_alpha, world_to_ngp_axes
 
 
 def unit_box_scene(sigma: np.ndarray, rgb: np.ndarray) -> NerfMAEScene:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tnerf_ns.data.nerfmae import (
+from tnerf_ns.scenes.nerfmae import (
     CULLED,
     SceneFormatError,
     index_dataset,
@@ -15,7 +15,7 @@ from tnerf_ns.data.nerfmae import (
     sigma_to_alpha,
     world_to_ngp_axes,
 )
-from tnerf_ns.data.synthetic import generate_scene
+from tnerf_ns.scenes.synthetic import generate_scene
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_axis_conventions():
 
 def test_opacity_convention_matches_nerfmae():
     # alpha = 1 - exp(-exp(raw) / 100): raw 4.24 -> 0.5, raw -10000 -> 0 (reference values)
-    from tnerf_ns.data.nerfmae import raw_to_sigma
+    from tnerf_ns.scenes.nerfmae import raw_to_sigma
 
     raw = np.array([4.24, 5.44, CULLED], dtype=np.float32)
     alpha = sigma_to_alpha(raw_to_sigma(raw, "ngp_log"))

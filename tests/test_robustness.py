@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
 from tnerf_ns.backbone.preprocess import load_images, read_rgb
-from tnerf_ns.data.nerfmae import SceneFormatError, load_scene, save_scene
-from tnerf_ns.data.synthetic import generate_scene
+from tnerf_ns.scenes.nerfmae import SceneFormatError, load_scene, save_scene
+from tnerf_ns.scenes.synthetic import generate_scene
 
 FUZZ_STATS = {"cases": 0, "accepted": 0, "rejected": 0}
 

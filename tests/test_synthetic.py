@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tnerf_ns.data.nerfmae import CULLED
-from tnerf_ns.data.synthetic import generate_scene, grid_resolution, sample_scene, scene_statistics
+from tnerf_ns.scenes.nerfmae import CULLED
+from tnerf_ns.scenes.synthetic import generate_scene, grid_resolution, sample_scene, scene_statistics
 
 
 def test_deterministic_for_a_seed_and_different_across_seeds():

@@ -159,3 +159,54 @@ def umeyama_similarity(
     var_s = (xs * xs).sum() / src.shape[0]
     scale = (sing * fix).sum() / var_s.clamp_min(1e-12)
     return scale, rot, mu_d - scale * rot @ mu_s
+
+
+def pixel_rays(
+    c2w: Float[Tensor, "*b 3 4"], intrinsics: Float[Tensor, "*b 3 3"], height: int, width: int
+) -> Tuple[Float[Tensor, "*b h w 3"], Float[Tensor, "*b h w 3"], Float[Tensor, "*b h w"]]:
+    """Rays through the pixel centres of OpenGL cameras (nerfstudio's convention): origins, unit directions, and
+    the length of the camera-space direction with z = -1 (z-depth x length = distance along the ray)."""
+    uv = pixel_grid(height, width, c2w.device, c2w.dtype)
+    u, v = uv[..., 0], uv[..., 1]
+    fx, fy = intrinsics[..., 0, 0, None, None], intrinsics[..., 1, 1, None, None]
+    cx, cy = intrinsics[..., 0, 2, None, None], intrinsics[..., 1, 2, None, None]
+    d_cam = torch.stack([(u - cx) / fx, -(v - cy) / fy, -torch.ones_like(u - cx)], dim=-1)  # y up, looking down -z
+    norm = d_cam.norm(dim=-1)
+    dirs = torch.einsum("...ij,...hwj->...hwi", c2w[..., :3, :3], d_cam) / norm[..., None]
+    origins = c2w[..., None, None, :, 3].expand_as(dirs)
+    return origins, dirs, norm
+
+
+def ray_box_intersection(
+    origins: Float[Tensor, "*b 3"],
+    dirs: Float[Tensor, "*b 3"],
+    box_min: Float[Tensor, "3"] | float,
+    box_max: Float[Tensor, "3"] | float,
+    eps: float = 1e-9,
+) -> Tuple[Float[Tensor, "*b"], Float[Tensor, "*b"]]:
+    """Slab-method entry and exit distances of rays with an axis-aligned box (entry clamped at 0); rays that miss get
+    ``t_far <= t_near``. Direction components below ``eps`` are replaced by ``eps``, so axis-parallel rays give no
+    NaN (nerfstudio's AABB collider can)."""
+    inv = 1.0 / torch.where(dirs.abs() < eps, torch.full_like(dirs, eps), dirs)
+    t0 = (box_min - origins) * inv
+    t1 = (box_max - origins) * inv
+    return torch.minimum(t0, t1).amax(-1).clamp_min(0.0), torch.maximum(t0, t1).amin(-1)
+
+
+class CanonicalBox(torch.nn.Module):
+    """Dataset coordinates <-> the canonical cube ``[-1, 1]^3`` the tri-plane covers: centred on the scene box and
+    scaled by half its longest side (one canonical unit = ``half_extent`` dataset units)."""
+
+    def __init__(self, aabb: Float[Tensor, "2 3"]) -> None:
+        super().__init__()
+        aabb = aabb.float()
+        self.register_buffer("centre", aabb.mean(0), persistent=False)
+        self.register_buffer("half_extent", (aabb[1] - aabb[0]).max() / 2, persistent=False)
+
+    def to_canonical(self, positions: Float[Tensor, "*b 3"]) -> Float[Tensor, "*b 3"]:
+        return (positions - self.centre) / self.half_extent
+
+    def cameras_to_canonical(self, c2w: Float[Tensor, "*b 3 4"]) -> Float[Tensor, "*b 3 4"]:
+        out = c2w.clone()
+        out[..., :3, 3] = self.to_canonical(c2w[..., :3, 3])
+        return out

@@ -1,5 +1,5 @@
-"""Pipeline glue: hands each batch's scene context to the model, and gives the model the context provider so that
-evaluation, rendering and the viewer (which pass only cameras) produce real images."""
+"""Pipeline glue: builds the model with the data manager's context provider (so that evaluation, rendering and the
+viewer, which pass only cameras, produce real images) and hands each batch's scene context to the model."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Dict, Literal, Optional, Type
 
 import torch
 import torch.distributed as dist
-from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
-from nerfstudio.utils import writer
+from nerfstudio.pipelines.base_pipeline import Pipeline, VanillaPipeline, VanillaPipelineConfig
 from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManagerConfig
+from tnerf_ns.compat import apply_nerfstudio_patches
+from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManager, TNeRFDataManagerConfig
 from tnerf_ns.models.tnerf_model import TNeRFModelConfig
 
 
@@ -29,24 +29,7 @@ class TNeRFPipelineConfig(VanillaPipelineConfig):
     """T-NeRF model."""
 
 
-def _allow_zero_iteration_runs() -> None:
-    """nerfstudio 1.1.5's console stats divide by ``max_iter`` and read the last step even when no step ran, so
-    ``--max-num-iterations 0`` (pure feed-forward scene mode) crashes after saving its checkpoint. Skip the stats
-    line in that case; everything else is unchanged."""
-    original = writer.LocalWriter._print_stats
-    if getattr(original, "tnerf_guard", False):
-        return
-
-    def guarded(self, latest_map, padding=" "):
-        if not writer.GLOBAL_BUFFER.get("max_iter") or "step" not in writer.GLOBAL_BUFFER:
-            return None
-        return original(self, latest_map, padding)
-
-    guarded.tnerf_guard = True  # type: ignore[attr-defined]
-    writer.LocalWriter._print_stats = guarded
-
-
-_allow_zero_iteration_runs()
+apply_nerfstudio_patches()
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -78,16 +61,31 @@ class TNeRFPipeline(VanillaPipeline):
         local_rank: int = 0,
         grad_scaler: Optional[GradScaler] = None,
     ) -> None:
-        # nerfstudio wraps the model in DDP with device_ids=[rank], which torch refuses for CPU modules; build without
-        # the wrapper, then wrap correctly for the device (gloo on CPU, NCCL on CUDA)
-        super().__init__(config, device, test_mode, 1, local_rank, grad_scaler)
+        # VanillaPipeline.__init__ would build the model without the context provider, and wraps it in DDP with
+        # device_ids=[rank], which torch refuses for CPU modules: build both here (gloo on CPU, NCCL on CUDA)
+        Pipeline.__init__(self)
+        self.config = config
+        self.test_mode = test_mode
+        self.datamanager: TNeRFDataManager = config.datamanager.setup(
+            device=device, test_mode=test_mode, world_size=world_size, local_rank=local_rank
+        )
+        self.datamanager.to(device)
+        train_dataset = self.datamanager.train_dataset
+        self._model = config.model.setup(
+            scene_box=train_dataset.scene_box,
+            num_train_data=len(train_dataset),
+            metadata=train_dataset.metadata,
+            device=device,
+            grad_scaler=grad_scaler,
+            context_provider=self.datamanager.context_provider,
+        )
+        self.model.to(device)
         self.world_size = world_size
         self.datamanager.shard(local_rank, world_size)
         if world_size > 1:
             on_cuda = torch.device(device).type == "cuda"
             self._model = DDP(self._model, device_ids=[local_rank] if on_cuda else None, find_unused_parameters=True)
             dist.barrier()
-        self.model.context_provider = self.datamanager.context_provider
 
     def get_train_loss_dict(self, step: int):
         # sample jitter etc. draw from torch's global generator: make it a function of (step, rank) too, so that a

@@ -145,12 +145,11 @@ class DynamicVGGT:
                 f"t0 and t1 photo groups differ: {tuple(images_t0.shape)} vs {tuple(images_t1.shape)} (same cameras, "
                 "same order, same size expected)"
             )
-        both = torch.cat([self.vggt._as_batch(images_t0), self.vggt._as_batch(images_t1)], dim=0)
+        both = torch.cat([self.vggt.as_batch(images_t0), self.vggt.as_batch(images_t1)], dim=0)
         tokens = self.vggt.embed_patches(both)
         b = tokens.shape[0] // 2
         hw = tuple(images_t0.shape[-2:])
-        p = self.vggt.config.patch_size
-        pair = TokenPair(tokens[:b], tokens[b:], (hw[0] // p, hw[1] // p), hw)
+        pair = TokenPair(tokens[:b], tokens[b:], self.vggt.patch_grid(hw), hw)
         if self.mode == "flow":
             pair.match = torch.stack(
                 [match_patches(pair.tokens0[i], pair.tokens1[i], pair.grid_hw, self.radius) for i in range(b)]

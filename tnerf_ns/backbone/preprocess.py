@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import List, Literal, Sequence, Tuple, Union
+from typing import List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -20,15 +20,35 @@ class ImageInputError(ValueError):
     """An input image could not be used; the message names the file."""
 
 
+def patch_rounded_side(side: int, other: int, other_target: int, patch_size: int = 14) -> int:
+    """``side`` scaled like ``other -> other_target`` (aspect ratio kept), rounded to whole patches (at least one).
+    The one rounding rule of every resize for VGGT."""
+    return max(patch_size, round(side * other_target / other / patch_size) * patch_size)
+
+
 def vggt_size(height: int, width: int, target: int, patch_size: int = 14, mode: str = "crop") -> Tuple[int, int]:
     """Output size: width ``target`` (crop) or longer side ``target`` (pad); the other side rounded to patches."""
     if mode == "crop":
-        new_w = target
-        new_h = max(patch_size, round(height * target / width / patch_size) * patch_size)
-        return min(new_h, target), new_w
+        return min(patch_rounded_side(height, width, target, patch_size), target), target
     if width >= height:
-        return max(patch_size, round(height * target / width / patch_size) * patch_size), target
-    return target, max(patch_size, round(width * target / height / patch_size) * patch_size)
+        return patch_rounded_side(height, width, target, patch_size), target
+    return target, patch_rounded_side(width, height, target, patch_size)
+
+
+def resize_to_width(
+    images: Float[Tensor, "s 3 h w"], width: int, patch_size: int = 14, intrinsics: Optional[Tensor] = None
+) -> Tuple[Float[Tensor, "s 3 H W"], Optional[Tensor]]:
+    """Source photos to the backbone's input width (bilinear, antialiased; height rounded to patches, no crop);
+    pixel ``intrinsics`` [s, 3, 3] follow."""
+    h, w = images.shape[-2:]
+    new_h = patch_rounded_side(h, w, width, patch_size)
+    if (new_h, width) != (h, w):
+        images = F.interpolate(images, size=(new_h, width), mode="bilinear", antialias=True, align_corners=False)
+        if intrinsics is not None:
+            intrinsics = intrinsics.clone()
+            intrinsics[:, 0] *= width / w
+            intrinsics[:, 1] *= new_h / h
+    return images.clamp(0, 1), intrinsics
 
 
 def read_rgb(path: Union[str, Path], background: float = 1.0) -> np.ndarray:
@@ -70,7 +90,7 @@ def resize_for_vggt(
     """
     h, w = image.shape[-2:]
     if mode == "crop":
-        new_h = max(patch_size, round(h * target / w / patch_size) * patch_size)
+        new_h = patch_rounded_side(h, w, target, patch_size)
         out = F.interpolate(image[None], size=(new_h, target), mode="bicubic", antialias=True, align_corners=False)[0]
         if new_h > target:
             top = (new_h - target) // 2

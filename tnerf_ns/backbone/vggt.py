@@ -59,8 +59,21 @@ class VGGT(nn.Module):
             return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    @property
+    def patch_size(self) -> int:
+        return self.config.patch_size
+
+    @property
+    def patch_start_idx(self) -> int:
+        """Tokens per frame before the patch tokens (camera token and registers)."""
+        return self.aggregator.patch_start_idx
+
+    def patch_grid(self, image_hw: Tuple[int, int]) -> Tuple[int, int]:
+        """Patch grid (h, w) of an input size."""
+        return image_hw[0] // self.patch_size, image_hw[1] // self.patch_size
+
     @staticmethod
-    def _as_batch(images: Tensor) -> Tensor:
+    def as_batch(images: Tensor) -> Tensor:
         if images.ndim == 4:
             images = images[None]
         if images.ndim != 5 or images.shape[2] != 3:
@@ -71,7 +84,7 @@ class VGGT(nn.Module):
 
     def embed_patches(self, images: Float[Tensor, "*b s 3 H W"]) -> Float[Tensor, "b s n c"]:
         """Patch tokens right after the DINOv2 patch embedder (where the dynamic variant interpolates)."""
-        images = self._as_batch(images)
+        images = self.as_batch(images)
         with self.autocast(images.device):
             return self.aggregator.embed_patches(images)
 
@@ -79,9 +92,17 @@ class VGGT(nn.Module):
         self, images: Float[Tensor, "*b s 3 H W"], layers: Optional[Iterable[int]] = None
     ) -> List[Optional[Tensor]]:
         """Aggregator outputs only (bf16 autocast on CUDA); ``layers`` selects which are kept."""
-        images = self._as_batch(images)
+        images = self.as_batch(images)
         with self.autocast(images.device):
             return self.aggregator(images, layers)[0]
+
+    def aggregate_from_patch_tokens(
+        self, patch_tokens: Float[Tensor, "b s n c"], grid_hw: Tuple[int, int], layers: Optional[Iterable[int]] = None
+    ) -> List[Optional[Tensor]]:
+        """Aggregator outputs from given (e.g. interpolated) patch tokens, under the same autocast as
+        :meth:`aggregate`."""
+        with self.autocast(patch_tokens.device):
+            return self.aggregator.forward_from_patch_tokens(patch_tokens, grid_hw, layers)
 
     def forward_from_patch_tokens(
         self,
@@ -117,10 +138,8 @@ class VGGT(nn.Module):
             keep.update(self.config.intermediate_layer_idx)
         if "camera" in heads:
             keep.add(self.config.depth - 1)
-        grid_hw = (image_hw[0] // self.config.patch_size, image_hw[1] // self.config.patch_size)
-        with self.autocast(patch_tokens.device):
-            aggregated = self.aggregator.forward_from_patch_tokens(patch_tokens, grid_hw, keep)
-        start = self.aggregator.patch_start_idx
+        aggregated = self.aggregate_from_patch_tokens(patch_tokens, self.patch_grid(image_hw), keep)
+        start = self.patch_start_idx
         outputs: Dict[str, object] = {"aggregated": aggregated, "patch_start_idx": start}
         # Heads run in full precision (as upstream does), on fp32 copies of the layers they read.
         aggregated32: List[Optional[Tensor]] = [None if t is None else t.float() for t in aggregated]
@@ -139,7 +158,7 @@ class VGGT(nn.Module):
 
     def forward(self, images: Float[Tensor, "*b s 3 H W"], heads: Optional[Iterable[str]] = None) -> Dict[str, object]:
         """Images in [0, 1] ([S, 3, H, W] or [B, S, 3, H, W]) to cameras, depth and point maps."""
-        images = self._as_batch(images)
+        images = self.as_batch(images)
         if heads is None:
             heads = [n for n in ("camera", "depth", "point") if getattr(self, f"{n}_head") is not None]
         tokens = self.embed_patches(images)

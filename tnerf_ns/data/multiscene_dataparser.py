@@ -23,7 +23,7 @@ from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.data.dataparsers.base_dataparser import DataParser, DataParserConfig, DataparserOutputs
 from nerfstudio.data.scene_box import SceneBox
 
-from tnerf_ns.data.render_dataset import SCENES_FILE
+from tnerf_ns.scenes.render_dataset import SCENES_FILE
 
 
 class SceneDatasetError(ValueError):

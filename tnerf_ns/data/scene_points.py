@@ -12,7 +12,6 @@ density per normalised length unit, and the opacity of a reference step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
@@ -22,23 +21,9 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from tnerf_ns.data.grid_renderer import GridVolume
-from tnerf_ns.data.nerfmae import load_scene
-
-
-@dataclass
-class PointBatch:
-    """Query points with ground truth."""
-
-    positions: Float[Tensor, "n 3"]
-    """Canonical (normalised) coordinates."""
-    rgb: Float[Tensor, "n 3"]
-    density: Float[Tensor, "n"]
-    """Density per canonical length unit."""
-    opacity: Float[Tensor, "n"]
-    """Opacity of a step of ``reference_step`` canonical units."""
-    kind: Tensor
-    """0 occupied, 1 near surface, 2 empty."""
+from tnerf_ns.scene_context import PointBatch
+from tnerf_ns.scenes.grid_renderer import GridVolume
+from tnerf_ns.scenes.nerfmae import load_scene
 
 
 class ScenePointSampler:

@@ -9,46 +9,23 @@ never evaluation targets.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from jaxtyping import Float
 from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from torch import Tensor
 
-from tnerf_ns.data.scene_points import PointBatch, ScenePointSampler
+from tnerf_ns.data.dataset import TNeRFDataset
+from tnerf_ns.data.scene_points import ScenePointSampler
+from tnerf_ns.encoding.cache import LRUCache
+from tnerf_ns.scene_context import SceneContext
 
-
-class TNeRFDataset(InputDataset):
-    """InputDataset that also returns depth (in dataset units; 0 where unknown) when the dataparser provides it."""
-
-    def get_depth(self, image_idx: int) -> Optional[Tensor]:
-        files = self.metadata.get("depth_filenames")
-        if not files or files[image_idx] is None:
-            return None
-        depth = np.load(files[image_idx]).astype(np.float32)
-        depth = depth * float(self.metadata.get("depth_scales", [1.0] * len(self))[image_idx])
-        depth = torch.from_numpy(depth)
-        if self.scale_factor != 1.0:
-            h, w = self.cameras.height[image_idx].item(), self.cameras.width[image_idx].item()
-            depth = torch.nn.functional.interpolate(depth[None, None], size=(h, w), mode="nearest")[0, 0]
-        return depth
-
-    def get_rgba(self, image_idx: int) -> Float[Tensor, "h w 4"]:
-        """Colour and alpha (alpha 1 for images without it), float in [0, 1]."""
-        image = torch.from_numpy(self.get_numpy_image(image_idx).astype(np.float32) / 255.0)
-        if image.shape[-1] == 3:
-            image = torch.cat([image, torch.ones_like(image[..., :1])], dim=-1)
-        return image
-
-    def get_metadata(self, data: Dict) -> Dict:
-        depth = self.get_depth(data["image_idx"])
-        return {} if depth is None else {"depth_image": depth[..., None]}
+__all__ = ["ContextProvider", "SceneContext", "SceneEntry", "TNeRFDataset", "farthest_point_views"]
 
 
 def farthest_point_views(centres: np.ndarray, k: int) -> List[int]:
@@ -124,42 +101,9 @@ class SceneEntry:
         return [i for i in self.images_at(time) if i not in inputs] or self.images_at(time)
 
 
-@dataclass
-class SceneContext:
-    """What one prediction is made from."""
-
-    key: tuple
-    """Identifies the source set (scene, views, size); used for caching backbone outputs and predictions."""
-    scene_idx: int
-    name: str
-    images: Float[Tensor, "k 3 h w"]
-    """Source photos, background-composited, in [0, 1]."""
-    alpha: Float[Tensor, "k h w"]
-    c2w: Float[Tensor, "k 3 4"]
-    """Source cameras, OpenGL camera-to-world, dataset coordinates."""
-    intrinsics: Float[Tensor, "k 3 3"]
-    """Pixel intrinsics of ``images``."""
-    depth: Optional[Float[Tensor, "k h w"]] = None
-    """Ground-truth z-depth of the sources in dataset units (0 = unknown), when available."""
-    points: Optional[PointBatch] = None
-    """3-D query points with ground truth (training only)."""
-    images_t1: Optional[Float[Tensor, "k 3 h w"]] = None
-    """Dynamic scenes: the same source cameras' photos at t1 (``images`` are at t0)."""
-    time: Optional[float] = None
-    """Dynamic scenes: the normalised time the prediction is for; ``alpha``/``depth`` are the sources' ground truth
-    at that time."""
-
-    def to(self, device: torch.device) -> "SceneContext":
-        moved = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items() if k != "points"}
-        ctx = SceneContext(**moved, points=None)
-        if self.points is not None:
-            p = self.points
-            ctx.points = PointBatch(*(t.to(device) for t in (p.positions, p.rgb, p.density, p.opacity, p.kind)))
-        return ctx
-
-
 class ContextProvider:
-    """Serves scene contexts for scene indices and cameras, with small LRU caches of images and grids."""
+    """Serves scene contexts for scene indices, ray batches and cameras (a
+    :class:`~tnerf_ns.scene_context.ContextSource`), with small LRU caches of images and grids."""
 
     def __init__(
         self,
@@ -174,8 +118,8 @@ class ContextProvider:
         self.default_scene = default_scene if default_scene is not None else scenes[0].scene_idx
         self.background = torch.ones(3) if background is None else background.cpu()
         self.cache_size = cache_size
-        self._contexts: "OrderedDict[tuple, SceneContext]" = OrderedDict()
-        self._samplers: "OrderedDict[str, ScenePointSampler]" = OrderedDict()
+        self._contexts: LRUCache[SceneContext] = LRUCache(cache_size)
+        self._samplers: LRUCache[ScenePointSampler] = LRUCache(cache_size)
 
     @staticmethod
     def choose_sources(dataset: InputDataset, indices: Sequence[int], k: int) -> List[int]:
@@ -189,6 +133,26 @@ class ContextProvider:
             if idx in self.scenes:
                 return idx
         return self.default_scene
+
+    @staticmethod
+    def time_of(times: Optional[Tensor], default: Optional[float]) -> Optional[float]:
+        """The prediction time of rays/cameras: their own (clamped to [0, 1]), else ``default`` (None: static)."""
+        if default is None:
+            return None
+        if times is None or times.numel() == 0:
+            return default
+        return float(times.reshape(-1)[0].clamp(0, 1))
+
+    def context_for_rays(self, ray_bundle: RayBundle, time: Optional[float] = None) -> SceneContext:
+        """The context of a ray batch: its ``scene_idx`` metadata (else the default scene), at its time."""
+        scene = self.default_scene
+        if ray_bundle.metadata and "scene_idx" in ray_bundle.metadata:
+            scene = int(ray_bundle.metadata["scene_idx"].reshape(-1)[0])
+        return self.context(scene, time=self.time_of(ray_bundle.times, time))
+
+    def context_for_camera(self, camera: Cameras, time: Optional[float] = None) -> SceneContext:
+        """The context an evaluation, viewer or ``ns-render`` camera sees, at its time."""
+        return self.context(self.scene_for_camera(camera), time=self.time_of(camera.times, time))
 
     def entry(self, scene_idx: int) -> SceneEntry:
         if scene_idx not in self.scenes:
@@ -249,14 +213,7 @@ class ContextProvider:
         """
         entry = self.entry(scene_idx)
         key = (scene_idx, None if not entry.dynamic or time is None else round(float(time), 6))
-        if key in self._contexts:
-            self._contexts.move_to_end(key)
-            ctx = self._contexts[key]
-        else:
-            ctx = self._load(entry, time)
-            self._contexts[key] = ctx
-            while len(self._contexts) > self.cache_size:
-                self._contexts.popitem(last=False)
+        ctx = self._contexts.get_or_compute(key, lambda: self._load(entry, time))
         if num_points <= 0 or not entry.grids:
             return ctx
         grid = entry.grids[0]
@@ -264,15 +221,9 @@ class ContextProvider:
             grid = min(entry.grids, key=lambda g: abs(float(g.get("time") or 0.0) - ctx.time))
         sampler = self.point_sampler(entry, grid["file"])
         points = sampler.sample(num_points, generator=generator, **point_kwargs)
-        return SceneContext(**{**ctx.__dict__, "points": points})
+        return replace(ctx, points=points)
 
     def point_sampler(self, entry: SceneEntry, grid_file) -> ScenePointSampler:
-        key = str(grid_file)
-        if key in self._samplers:
-            self._samplers.move_to_end(key)
-            return self._samplers[key]
-        sampler = ScenePointSampler(grid_file, entry.centre, entry.world_to_unit)
-        self._samplers[key] = sampler
-        while len(self._samplers) > self.cache_size:
-            self._samplers.popitem(last=False)
-        return sampler
+        return self._samplers.get_or_compute(
+            str(grid_file), lambda: ScenePointSampler(grid_file, entry.centre, entry.world_to_unit)
+        )

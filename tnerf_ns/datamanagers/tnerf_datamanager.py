@@ -7,7 +7,6 @@ removed from the evaluation images, so ``ns-eval`` never scores a view the model
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Literal, Optional, Tuple, Type, Union
 
@@ -21,8 +20,10 @@ from nerfstudio.data.utils.dataloaders import FixedIndicesEvalDataloader, RandIn
 from nerfstudio.model_components.ray_generators import RayGenerator
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from tnerf_ns.data.dataset import TNeRFDataset
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
-from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry, TNeRFDataset
+from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry
+from tnerf_ns.encoding.cache import LRUCache
 
 
 @dataclass
@@ -147,7 +148,7 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
             list(scenes.values()), default, background=background, cache_size=self.config.scene_cache_size
         )
         self.shard(self.local_rank_, self.world_size_)
-        self._images: "OrderedDict[int, Tuple[torch.Tensor, Optional[torch.Tensor]]]" = OrderedDict()
+        self._images: LRUCache[Tuple[torch.Tensor, Optional[torch.Tensor]]] = LRUCache(self.config.scene_cache_size)
 
     def shard(self, rank: int, world_size: int) -> None:
         """Scenes this rank trains on: disjoint shards of the training scenes when training on several processes."""
@@ -179,10 +180,9 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
     # ------------------------------------------------------------------ batches
     def _scene_images(self, entry: SceneEntry) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """All images (uint8, background-composited) and depths of a scene, cached per scene."""
-        key = id(entry)
-        if key in self._images:
-            self._images.move_to_end(key)
-            return self._images[key]
+        return self._images.get_or_compute(id(entry), lambda: self._load_scene_images(entry))
+
+    def _load_scene_images(self, entry: SceneEntry) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         ds = entry.dataset
         bg = self.context_provider.background
         rgb, depth = [], []
@@ -193,11 +193,7 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         shapes = {tuple(r.shape) for r in rgb}
         if len(shapes) > 1:
             raise ValueError(f"scene {entry.name}: images of different sizes {sorted(shapes)} are not supported")
-        value = (torch.stack(rgb), torch.stack(depth) if all(d is not None for d in depth) else None)
-        self._images[key] = value
-        while len(self._images) > self.config.scene_cache_size:
-            self._images.popitem(last=False)
-        return value
+        return torch.stack(rgb), torch.stack(depth) if all(d is not None for d in depth) else None
 
     def _ray_batch(self, entry: SceneEntry, generator: RayGenerator, num_rays: int, with_points: bool) -> Tuple:
         images, depths = self._scene_images(entry)

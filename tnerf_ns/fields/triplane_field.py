@@ -19,14 +19,9 @@ from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.fields.base_field import Field
 from torch import Tensor, nn
 
-from tnerf_ns.heads.triplane_lifting import PLANE_AXES
+from tnerf_ns.triplane import sample_planes, sample_triplane
 
-
-def sample_triplane(planes: Float[Tensor, "3 c r r"], points: Float[Tensor, "n 3"]) -> Float[Tensor, "n 3c"]:
-    """Bilinear lookups of canonical points (``[-1, 1]^3``) on planes xy, xz, yz, concatenated."""
-    coords = torch.stack([points[:, list(ax)] for ax in PLANE_AXES])[:, None]  # [3, 1, n, 2] (column, row)
-    feats = F.grid_sample(planes, coords, mode="bilinear", padding_mode="border", align_corners=True)  # [3, c, 1, n]
-    return feats[:, :, 0].permute(2, 0, 1).reshape(points.shape[0], -1)
+__all__ = ["TriplaneField", "sample_triplane"]
 
 
 class TriplaneField(Field):
@@ -73,10 +68,7 @@ class TriplaneField(Field):
         self, planes: Float[Tensor, "3 c r r"], points: Float[Tensor, "n 3"], directions: Optional[Tensor] = None
     ) -> Tuple[Float[Tensor, "n 1"], Float[Tensor, "n 3"]]:
         """Density (per canonical unit) and colour at canonical points."""
-        n = points.shape[0]
-        coords = torch.stack([points[:, list(ax)] for ax in PLANE_AXES])[:, None]  # [3, 1, n, 2] (column, row)
-        feats = F.grid_sample(planes, coords, mode="bilinear", padding_mode="border", align_corners=True)
-        feats = feats.reshape(self.plane_dim, n)  # channel-first: [xy channels, xz channels, yz channels] x n
+        feats = sample_planes(planes, points)  # channel-first [3c, n]
         w = self.trunk_in.weight
         h = torch.addmm(self.trunk_in.bias, self.position_encoding(points), w[:, self.plane_dim :].T)
         h = F.relu_(h.add_((w[:, : self.plane_dim] @ feats).T))

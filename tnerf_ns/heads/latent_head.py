@@ -30,6 +30,11 @@ class LatentHead(nn.Module):
         with torch.no_grad():
             last.bias[feature_dim:].zero_()
 
+    @property
+    def layers(self) -> Tuple[int, ...]:
+        """The backbone layers this head reads."""
+        return tuple(self.dpt.layer_idx)
+
     def init_from_point_head(self, point_head: DPTHead) -> int:
         """Copy every trunk weight of VGGT's point head that has the same shape; returns how many were copied."""
         own = self.dpt.state_dict()

@@ -7,46 +7,42 @@ normalised by their accumulated weight; empty cells take a learned embedding; a 
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from dataclasses import dataclass
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from tnerf_ns.geometry import pixel_rays, ray_box_intersection
 from tnerf_ns.splatting import bilinear_splat
-
-PLANE_AXES = ((0, 1), (0, 2), (1, 2))
-"""Planes xy, xz, yz: the two coordinates each plane is indexed by (column, row)."""
-MISSING_AXIS = (2, 1, 0)
+from tnerf_ns.triplane import MISSING_AXIS, plane_coordinates
 
 
-def box_intersection(
-    origins: Float[Tensor, "*b 3"], dirs: Float[Tensor, "*b 3"], half: float = 1.0
-) -> Tuple[Float[Tensor, "*b"], Float[Tensor, "*b"]]:
-    """Entry/exit distances of rays with the cube ``[-half, half]^3`` (entry clamped at 0)."""
-    inv = 1.0 / torch.where(dirs.abs() < 1e-9, torch.full_like(dirs, 1e-9), dirs)
-    t0 = (-half - origins) * inv
-    t1 = (half - origins) * inv
-    return torch.minimum(t0, t1).amax(-1).clamp_min(0.0), torch.maximum(t0, t1).amin(-1)
+@dataclass
+class LiftedViews:
+    """The (pooled) source pixels as lifted into the canonical box; the source-view losses read them."""
 
-
-def pixel_rays(
-    c2w: Float[Tensor, "s 3 4"], intrinsics: Float[Tensor, "s 3 3"], height: int, width: int
-) -> Tuple[Float[Tensor, "s h w 3"], Float[Tensor, "s h w 3"], Float[Tensor, "s h w"]]:
-    """Rays through pixel centres of OpenGL cameras: origins, unit directions, and |d_cam| (z-depth -> distance)."""
-    v, u = torch.meshgrid(
-        torch.arange(height, device=c2w.device, dtype=c2w.dtype) + 0.5,
-        torch.arange(width, device=c2w.device, dtype=c2w.dtype) + 0.5,
-        indexing="ij",
-    )
-    fx, fy = intrinsics[:, 0, 0, None, None], intrinsics[:, 1, 1, None, None]
-    cx, cy = intrinsics[:, 0, 2, None, None], intrinsics[:, 1, 2, None, None]
-    d_cam = torch.stack([(u - cx) / fx, -(v - cy) / fy, -torch.ones_like(u - cx)], dim=-1)
-    norm = d_cam.norm(dim=-1)
-    dirs = torch.einsum("sij,shwj->shwi", c2w[:, :, :3], d_cam) / norm[..., None]
-    origins = c2w[:, None, None, :, 3].expand_as(dirs)
-    return origins, dirs, norm
+    points: Float[Tensor, "s h w 3"]
+    features: Float[Tensor, "s h w f"]
+    weights: Float[Tensor, "s h w"]
+    """Splat weight (sigmoid of ``weight_logit``, zero for rays that miss the box)."""
+    weight_logit: Float[Tensor, "s h w"]
+    valid: Float[Tensor, "s h w"]
+    """The pixel's ray crosses the box."""
+    t: Float[Tensor, "s h w"]
+    """Distance of the point along the unit ray."""
+    t_near: Float[Tensor, "s h w"]
+    t_far: Float[Tensor, "s h w"]
+    fraction: Float[Tensor, "s h w"]
+    """Where the point sits between ``t_near`` and ``t_far`` (the LatentHead's depth, in [0, 1])."""
+    dir_norm: Float[Tensor, "s h w"]
+    """z-depth -> distance along the ray."""
+    intrinsics: Float[Tensor, "s 3 3"]
+    """Intrinsics of the pooled maps."""
+    plane_weight: Optional[Float[Tensor, "3 r r"]] = None
+    """Accumulated splat weight per plane cell."""
 
 
 class TriplaneLifter(nn.Module):
@@ -91,7 +87,7 @@ class TriplaneLifter(nn.Module):
         weight_logit: Float[Tensor, "s H W"],
         c2w: Float[Tensor, "s 3 4"],
         intrinsics: Float[Tensor, "s 3 3"],
-    ) -> Dict[str, Tensor]:
+    ) -> LiftedViews:
         """3-D points, features and weights of the (pooled) source pixels; intrinsics are for the H x W maps."""
         k = self.lift_stride
         if k > 1:
@@ -102,25 +98,25 @@ class TriplaneLifter(nn.Module):
             intrinsics[:, :2] = intrinsics[:, :2] / k
         s, _, h, w = features.shape
         origins, dirs, dir_norm = pixel_rays(c2w, intrinsics, h, w)
-        t_near, t_far = box_intersection(origins, dirs)
+        t_near, t_far = ray_box_intersection(origins, dirs, -1.0, 1.0)
         valid = t_far > t_near + 1e-4
         fraction = torch.sigmoid(depth_logit)
         t = t_near + fraction * (t_far - t_near).clamp_min(0)
         points = origins + t[..., None] * dirs
         weights = torch.sigmoid(weight_logit) * valid
-        return {
-            "points": points,
-            "features": features.permute(0, 2, 3, 1),
-            "weights": weights,
-            "weight_logit": weight_logit,
-            "valid": valid,
-            "t": t,
-            "t_near": t_near,
-            "t_far": t_far,
-            "fraction": fraction,
-            "dir_norm": dir_norm,
-            "intrinsics": intrinsics,
-        }
+        return LiftedViews(
+            points=points,
+            features=features.permute(0, 2, 3, 1),
+            weights=weights,
+            weight_logit=weight_logit,
+            valid=valid,
+            t=t,
+            t_near=t_near,
+            t_far=t_far,
+            fraction=fraction,
+            dir_norm=dir_norm,
+            intrinsics=intrinsics,
+        )
 
     def splat(self, points: Tensor, features: Tensor, weights: Tensor) -> Tuple[Tensor, Tensor]:
         """Normalised plane inputs ``[3, f + 1, R, R]`` and accumulated weights ``[3, R, R]``."""
@@ -129,7 +125,7 @@ class TriplaneLifter(nn.Module):
         feats = features.reshape(pts.shape[0], -1)
         wts = weights.reshape(-1)
         grid = (pts.clamp(-1, 1) + 1) / 2 * (r - 1)
-        coords = torch.stack([grid[:, list(ax)] for ax in PLANE_AXES])  # [3, n, 2] (column, row)
+        coords = plane_coordinates(grid)  # [3, n, 2] (column, row)
         values = torch.stack([torch.cat([feats, pts[:, m : m + 1]], dim=-1) for m in MISSING_AXIS])
         acc, wsum = bilinear_splat(coords, values, wts.expand(3, -1), (r, r))
         mean = acc / wsum.clamp_min(1e-6)[:, None]
@@ -150,8 +146,7 @@ class TriplaneLifter(nn.Module):
         weight_logit: Float[Tensor, "s H W"],
         c2w: Float[Tensor, "s 3 4"],
         intrinsics: Float[Tensor, "s 3 3"],
-    ) -> Tuple[Float[Tensor, "3 c r r"], Dict[str, Tensor]]:
+    ) -> Tuple[Float[Tensor, "3 c r r"], LiftedViews]:
         lifted = self.lift(features, depth_logit, weight_logit, c2w, intrinsics)
-        planes_in, wsum = self.splat(lifted["points"], lifted["features"], lifted["weights"])
-        lifted["plane_weight"] = wsum
+        planes_in, lifted.plane_weight = self.splat(lifted.points, lifted.features, lifted.weights)
         return self.refine_planes(planes_in), lifted

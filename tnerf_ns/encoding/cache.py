@@ -1,4 +1,5 @@
-"""On-disk cache of frozen-backbone outputs, shared by runs and by every rank of a distributed run.
+"""Caching in one place: :class:`LRUCache` (every in-memory cache of the package) and :class:`BackboneOutputCache`
+(frozen-backbone outputs on disk, shared by runs and by every rank of a distributed run).
 
 With a frozen backbone, the aggregated tokens of a source set never change, and they are the expensive part of a
 training step (VGGT-1B: seconds per set on a GPU). Entries are keyed by *content*: a fingerprint of the backbone's
@@ -18,8 +19,9 @@ import json
 import os
 import tempfile
 import time
+from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Generic, Hashable, List, Optional, Sequence, TypeVar
 
 import torch
 from rich.console import Console
@@ -30,6 +32,48 @@ from torch import Tensor, nn
 CONSOLE = Console(width=120)
 FORMAT = "1"
 STALE_PARTIAL_SECONDS = 3600.0
+
+
+V = TypeVar("V")
+
+
+class LRUCache(Generic[V]):
+    """A bounded in-memory map that forgets its least recently used entries beyond ``capacity``."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = int(capacity)
+        self._entries: "OrderedDict[Hashable, V]" = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._entries
+
+    def get(self, key: Hashable) -> Optional[V]:
+        """The value (now most recently used), or None."""
+        if key not in self._entries:
+            return None
+        self._entries.move_to_end(key)
+        return self._entries[key]
+
+    def put(self, key: Hashable, value: V) -> V:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        return value
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], V], store: bool = True) -> V:
+        """The cached value, or ``compute()`` (kept for next time unless ``store`` is False)."""
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        value = compute()
+        return self.put(key, value) if store else value
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 def weights_fingerprint(module: nn.Module, extra: str = "") -> str:

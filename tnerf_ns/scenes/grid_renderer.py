@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from tnerf_ns.data.nerfmae import NerfMAEScene
+from tnerf_ns.geometry import pixel_rays, ray_box_intersection
+from tnerf_ns.scenes.nerfmae import NerfMAEScene
 
 
 @dataclass
@@ -101,18 +102,6 @@ class GridVolume:
         return out[:3].T, out[3]
 
 
-def ray_box_intersection(
-    origins: Float[Tensor, "n 3"], dirs: Float[Tensor, "n 3"], box_min: Tensor, box_max: Tensor
-) -> Tuple[Float[Tensor, "n"], Float[Tensor, "n"]]:
-    """Slab-method entry and exit distances (entry clamped at 0); rays that miss get ``t_far <= t_near``."""
-    inv = 1.0 / torch.where(dirs.abs() < 1e-12, torch.full_like(dirs, 1e-12), dirs)
-    t0 = (box_min - origins) * inv
-    t1 = (box_max - origins) * inv
-    t_near = torch.minimum(t0, t1).amax(-1).clamp_min(0.0)
-    t_far = torch.maximum(t0, t1).amin(-1)
-    return t_near, t_far
-
-
 def render_rays(
     volume: GridVolume,
     origins: Float[Tensor, "n 3"],
@@ -151,7 +140,7 @@ def render_rays(
     lookups = 0
     for start in range(0, n, chunk):
         o, d = origins[start : start + chunk], dirs[start : start + chunk]
-        t_near, t_far = ray_box_intersection(o, d, volume.occupied_min, volume.occupied_max)
+        t_near, t_far = ray_box_intersection(o, d, volume.occupied_min, volume.occupied_max, eps=1e-12)
         if jitter is not None:
             t_near = t_near + torch.rand(t_near.shape, generator=jitter, device="cpu").to(device) * step
         n_steps = torch.ceil((t_far - t_near) / step).clamp_min(0).long()
@@ -196,17 +185,9 @@ def camera_rays(
     c2w_gl: Float[Tensor, "3 4"], fx: float, fy: float, cx: float, cy: float, height: int, width: int
 ) -> Tuple[Float[Tensor, "h w 3"], Float[Tensor, "h w 3"], Float[Tensor, "h w"]]:
     """Pixel-centre rays of an OpenGL camera: origins, unit directions, and the cosine to the optical axis."""
-    device = c2w_gl.device
-    v, u = torch.meshgrid(
-        torch.arange(height, device=device, dtype=torch.float32) + 0.5,
-        torch.arange(width, device=device, dtype=torch.float32) + 0.5,
-        indexing="ij",
-    )
-    cam = torch.stack([(u - cx) / fx, -(v - cy) / fy, -torch.ones_like(u)], dim=-1)  # OpenGL: y up, look -z
-    dirs = cam @ c2w_gl[:, :3].T
-    norm = dirs.norm(dim=-1)
-    origins = c2w_gl[:, 3].expand(height, width, 3)
-    return origins, dirs / norm[..., None], 1.0 / norm
+    intrinsics = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], device=c2w_gl.device)
+    origins, dirs, norm = pixel_rays(c2w_gl.float(), intrinsics, height, width)
+    return origins, dirs, 1.0 / norm
 
 
 def render_view(

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tnerf_ns.data.camera_rigs import PinholeIntrinsics, orbit_poses, room_poses
-from tnerf_ns.data.grid_renderer import GridVolume, numpy_image, render_view
-from tnerf_ns.data.nerfmae import NerfMAEScene, SceneIndex, load_scene
+from tnerf_ns.scenes.camera_rigs import PinholeIntrinsics, orbit_poses, room_poses
+from tnerf_ns.scenes.grid_renderer import GridVolume, numpy_image, render_view
+from tnerf_ns.scenes.nerfmae import NerfMAEScene, SceneIndex, load_scene
 
 FORMAT_VERSION = 1
 SCENES_FILE = "scenes.json"

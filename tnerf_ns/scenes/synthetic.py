@@ -16,7 +16,7 @@ from typing import List, Literal, Optional, Sequence
 import numpy as np
 from scipy import ndimage
 
-from tnerf_ns.data.nerfmae import CULLED, MAX_RESOLUTION, NerfMAEScene, world_to_ngp_axes
+from tnerf_ns.scenes.nerfmae import CULLED, MAX_RESOLUTION, NerfMAEScene, world_to_ngp_axes
 
 SceneKind = Literal["object", "room"]
 PrimitiveKind = Literal["box", "sphere", "cylinder", "capsule"]

@@ -1,0 +1,95 @@
+"""Every work-around for a nerfstudio / torch / numpy version, in one place, each named for what it fixes.
+
+``tnerf_ns/__init__.py`` applies the ones that need no nerfstudio import (checkpoint loading, ffmpeg, a warning
+filter); :func:`apply_nerfstudio_patches` (called when the pipeline module is imported) applies the rest. Each is
+idempotent. Remove an entry once the version it works around is no longer supported.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def allow_numpy_scalars_in_checkpoints() -> None:
+    """torch >= 2.6 (``weights_only=True`` by default) with nerfstudio 1.1.5 checkpoints.
+
+    nerfstudio's ExponentialDecayScheduler stores numpy float64 values in the scheduler state; without these safe
+    globals ``ns-eval``, ``ns-render``, ``ns-viewer`` and ``--load-dir`` fail with "Unsupported global". Only numpy
+    scalar/dtype reconstruction is allowed: no arbitrary code.
+    """
+    add_safe_globals = getattr(torch.serialization, "add_safe_globals", None)
+    if add_safe_globals is None:  # torch < 2.4 does not restrict unpickling by default
+        return
+    try:  # numpy >= 2
+        from numpy._core.multiarray import scalar
+    except ImportError:
+        from numpy.core.multiarray import scalar
+    allowed = [scalar, np.dtype]
+    dtypes = getattr(np, "dtypes", None)
+    allowed += [getattr(dtypes, n) for n in ("Float64DType", "Float32DType", "Int64DType") if hasattr(dtypes, n)]
+    add_safe_globals(allowed)
+
+
+def provide_ffmpeg() -> None:
+    """nerfstudio's ``ns-render`` videos need an ``ffmpeg`` executable on PATH: use the one in the imageio-ffmpeg
+    wheel if the machine has none (``make setup`` also links it into the virtual environment)."""
+    if shutil.which("ffmpeg"):
+        return
+    try:
+        import imageio_ffmpeg
+
+        exe = Path(imageio_ffmpeg.get_ffmpeg_exe())
+    except Exception:  # wheel missing or its binary unusable: nerfstudio then reports ffmpeg missing itself
+        return
+    bin_dir = Path(tempfile.gettempdir()) / f"tnerf_ns-bin-{os.getuid()}"
+    try:
+        bin_dir.mkdir(exist_ok=True)
+        link = bin_dir / "ffmpeg"
+        if not link.exists():
+            link.symlink_to(exe)
+    except OSError:
+        return
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def silence_list_indexing_warning() -> None:
+    """nerfstudio 1.1.5 indexes tensors with lists, which torch >= 2.9 warns about on every ray batch."""
+    warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing")
+
+
+def allow_zero_iteration_runs() -> None:
+    """nerfstudio 1.1.5's console stats divide by ``max_iter`` and read the last step even when no step ran, so
+    ``--max-num-iterations 0`` (pure feed-forward scene mode) crashes after saving its checkpoint. Skip the stats
+    line in that case; everything else is unchanged."""
+    from nerfstudio.utils import writer
+
+    original = writer.LocalWriter._print_stats
+    if getattr(original, "tnerf_guard", False):
+        return
+
+    def guarded(self, latest_map, padding=" "):
+        if not writer.GLOBAL_BUFFER.get("max_iter") or "step" not in writer.GLOBAL_BUFFER:
+            return None
+        return original(self, latest_map, padding)
+
+    guarded.tnerf_guard = True  # type: ignore[attr-defined]
+    writer.LocalWriter._print_stats = guarded
+
+
+def apply_base_patches() -> None:
+    """The patches that need no nerfstudio import (applied when ``tnerf_ns`` is imported)."""
+    allow_numpy_scalars_in_checkpoints()
+    provide_ffmpeg()
+    silence_list_indexing_warning()
+
+
+def apply_nerfstudio_patches() -> None:
+    """The patches of nerfstudio itself (applied when the T-NeRF pipeline is imported)."""
+    allow_zero_iteration_runs()
