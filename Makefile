@@ -41,6 +41,8 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Every speed benchmark (backbone, backbone cache, grid renderer, tri-plane field, encoding scaling, dynamic scenes)
+# into docs/results/benchmarks.md; CPU here, CUDA when present. `scripts/benchmark_all.py --quick`: a smoke test.
 bench: setup
 	$(PY) scripts/benchmark_all.py
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""Every speed benchmark in one markdown file: backbone, backbone disk cache, grid renderer, tri-plane field, and
-T-NeRF encoding scaling (time and peak memory versus the number of source views and versus image size).
+"""Every speed benchmark in one markdown file (`make bench`): backbone, backbone disk cache, grid renderer, tri-plane
+field, T-NeRF encoding scaling (time and peak memory versus the number of source views and versus image size), and
+dynamic scenes (an extra time step from cached tokens versus a full re-encode).
 
     python scripts/benchmark_all.py --out docs/results/benchmarks.md            # CPU here (CUDA when present)
     python scripts/benchmark_all.py --quick                                      # tiny settings (smoke test)
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import platform
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List
@@ -18,11 +18,14 @@ from typing import List
 import psutil
 import torch
 import tyro
-from benchmark_backbone import BenchmarkBackbone, PeakMemory, describe_machine
+from benchmark_backbone import BenchmarkBackbone
 from benchmark_backbone_cache import BenchmarkBackboneCache, markdown as cache_markdown
+from benchmark_dynamic import BenchmarkDynamic, markdown as dynamic_markdown
 from benchmark_field import BenchmarkField
 from benchmark_renderer import BenchmarkRenderer
 from rich.console import Console
+
+from tnerf_ns.benchmarking import describe_machine, timed
 
 CONSOLE = Console(width=120)
 
@@ -42,8 +45,8 @@ def encode_scaling(device: str, views: List[int], sizes: List[int], budget: floa
     """T-NeRF encoding (backbone + LatentHead + lifting) with the small config: seconds and peak memory."""
     from nerfstudio.data.scene_box import SceneBox
 
-    from tnerf_ns.scene_context import SceneContext
     from tnerf_ns.models.tnerf_model import TNeRFModelConfig
+    from tnerf_ns.scene_context import SceneContext
     from tnerf_ns.scenes.camera_rigs import orbit_poses
 
     rows = []
@@ -64,17 +67,8 @@ def encode_scaling(device: str, views: List[int], sizes: List[int], budget: floa
             ctx = SceneContext(key=("bench", k, size), scene_idx=0, name="bench", images=torch.rand(k, 3, size, size),
                                alpha=torch.ones(k, size, size), c2w=c2w, intrinsics=intr.clone())  # fmt: skip
             with torch.no_grad():
-                model.encoder(ctx)  # warm-up
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                model.encoder(ctx)
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                seconds = time.perf_counter() - start
-                with PeakMemory(torch.device(device)) as mem:
-                    model.encoder(ctx)
-            rows.append({"size": size, "views": k, "seconds": seconds, "peak_gb": mem.peak_bytes / 1e9})
+                seconds, peak_bytes = timed(lambda: model.encoder(ctx), device, warmup=1, repeats=1)
+            rows.append({"size": size, "views": k, "seconds": seconds, "peak_gb": peak_bytes / 1e9})
             CONSOLE.print(rows[-1])
             last, last_k = seconds, k
     return rows
@@ -104,9 +98,11 @@ class BenchmarkAll:
             fieldb = BenchmarkField(devices=["cpu"], batch=4096, sizes=[24], repeats=1)
             views, sizes = [1, 2], [28]
             cache = BenchmarkBackboneCache(cases=["vggt-small:1:28"], repeats=1, device="cpu")
+            dynamic = BenchmarkDynamic(frames=[2], size=28, repeats=1, device="cpu")
         else:
             backbone = BenchmarkBackbone(budget_seconds=self.budget_seconds)
             cache = BenchmarkBackboneCache(device=self.device)
+            dynamic = BenchmarkDynamic(device=self.device)
             renderer, fieldb, views, sizes = BenchmarkRenderer(), BenchmarkField(), self.views, self.sizes
         sections = [f"# T-NeRF benchmarks\n\n{machine_header(self.device)}\n"]
         b = backbone.main()
@@ -142,6 +138,9 @@ class BenchmarkAll:
                 sections.append(f"| {r['size']} | {r['views']} | skipped (budget) | |")
             else:
                 sections.append(f"| {r['size']} | {r['views']} | {r['seconds']:.3f} | {r['peak_gb']:.2f} |")
+        sections.append(f"\n## Dynamic scenes (DynamicVGGT, {dynamic.config}, {dynamic.size} px, {dynamic.device}, depth "
+                        "head: an extra time step from cached t0/t1 tokens vs. a full re-encode)\n")  # fmt: skip
+        sections.append(dynamic_markdown(dynamic.main()))
         text = "\n".join(sections) + "\n"
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.out.write_text(text)

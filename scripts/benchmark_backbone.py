@@ -14,114 +14,18 @@ Published anchor (official code, FlashAttention-3, one H100): aggregator, 8 fram
 from __future__ import annotations
 
 import gc
-import platform
-import statistics
-import threading
-import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-import psutil
 import torch
 import tyro
 from rich.console import Console
 from rich.table import Table
 
 from tnerf_ns.backbone import build_vggt
+from tnerf_ns.benchmarking import describe_machine, timed
 
 CONSOLE = Console(width=140)
-
-
-def set_glibc_mmap_threshold(nbytes: int) -> None:
-    """glibc M_MMAP_THRESHOLD: blocks above it are mmapped, so freeing them returns memory to the OS at once.
-
-    A low threshold makes process RSS follow live tensor memory (otherwise glibc keeps freed blocks and RSS-based peaks
-    read as zero after the first run) but costs page faults, so it is only set while memory is measured.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, nbytes)
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-class PeakMemory:
-    """Peak memory of a block above what was allocated before it (weights, inputs).
-
-    CUDA: the allocator's peak; CPU: the process RSS peak, sampled every 5 ms.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.peak_bytes = 0
-
-    def __enter__(self) -> "PeakMemory":
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self._base = torch.cuda.memory_allocated()  # weights and inputs; the peak is reported above it
-        else:
-            set_glibc_mmap_threshold(128 * 1024)
-            self._proc = psutil.Process()
-            self._base = self._proc.memory_info().rss
-            self._peak = self._base
-            self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._poll, daemon=True)
-            self._thread.start()
-        return self
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self._peak = max(self._peak, self._proc.memory_info().rss)
-            time.sleep(0.005)
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            self.peak_bytes = torch.cuda.max_memory_allocated() - self._base
-        else:
-            self._stop.set()
-            self._thread.join()
-            self._peak = max(self._peak, self._proc.memory_info().rss)
-            self.peak_bytes = self._peak - self._base
-            set_glibc_mmap_threshold(32 * 1024 * 1024)  # glibc's largest dynamic threshold: fast reuse again
-
-
-def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 0) -> float:
-    """Median wall-clock seconds of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones (CUDA synchronised)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def timed(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> Tuple[float, int]:
-    """Median seconds over ``repeats`` after ``warmup`` calls, and peak memory of one call."""
-    seconds = median_seconds(fn, device, repeats, warmup)
-    gc.collect()
-    with PeakMemory(device) as mem:
-        fn()
-    return seconds, mem.peak_bytes
-
-
-def describe_machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, CUDA {torch.version.cuda}"
-    return (
-        f"CPU {platform.processor() or platform.machine()} x{torch.get_num_threads()} threads, "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, torch {torch.__version__}"
-    )
 
 
 @dataclass

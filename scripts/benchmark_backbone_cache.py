@@ -13,18 +13,17 @@ them).
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List
 
 import torch
 import tyro
-from benchmark_backbone import median_seconds
 from rich.console import Console
-from tnerf_ns.encoding.cache import BackboneOutputCache, weights_fingerprint
 
 from tnerf_ns.backbone import build_vggt
+from tnerf_ns.benchmarking import Stopwatch, median_seconds
+from tnerf_ns.encoding.cache import BackboneOutputCache, weights_fingerprint
 
 CONSOLE = Console(width=120)
 
@@ -56,9 +55,8 @@ class BenchmarkBackboneCache:
             layers = vggt.config.intermediate_layer_idx
             images = torch.rand(frames, 3, size, size, device=device)
             with torch.no_grad(), tempfile.TemporaryDirectory() as folder:
-                fingerprint_start = time.perf_counter()
-                fingerprint = weights_fingerprint(vggt, extra=repr(vggt.config))
-                fingerprint_s = time.perf_counter() - fingerprint_start
+                with Stopwatch() as fingerprint_watch:
+                    fingerprint = weights_fingerprint(vggt, extra=repr(vggt.config))
                 value = vggt.aggregate(images[None], layers)  # warm-up
                 forward = median_seconds(lambda: vggt.aggregate(images[None], layers), device, self.repeats)
                 cache = BackboneOutputCache(Path(folder), fingerprint, 2**40)
@@ -70,7 +68,7 @@ class BenchmarkBackboneCache:
                     device, self.repeats,
                 )  # fmt: skip
             rows.append({"config": name, "frames": frames, "size": size, "forward_s": forward, "write_s": write,
-                         "read_s": read, "entry_mb": size_mb, "fingerprint_s": fingerprint_s})  # fmt: skip
+                         "read_s": read, "entry_mb": size_mb, "fingerprint_s": fingerprint_watch.seconds})  # fmt: skip
             CONSOLE.print(rows[-1])
         CONSOLE.print(markdown(rows, self.device))
         return rows

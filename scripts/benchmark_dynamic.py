@@ -12,12 +12,12 @@ from typing import List
 
 import torch
 import tyro
-from benchmark_backbone import median_seconds
 from rich.console import Console
 from rich.table import Table
 
 from tnerf_ns.backbone import build_vggt
 from tnerf_ns.backbone.dynamic import DynamicVGGT
+from tnerf_ns.benchmarking import median_seconds
 
 CONSOLE = Console(width=120)
 
@@ -63,6 +63,15 @@ class BenchmarkDynamic:
                           f"{1 - r['step_ms'] / r['full_ms']:.0%}")  # fmt: skip
         CONSOLE.print(table)
         return rows
+
+
+def markdown(rows: List[dict]) -> str:
+    """The rows of :meth:`BenchmarkDynamic.main` as a markdown table."""
+    lines = ["| frames per group | mode | extra time step ms (cached tokens) | full re-encode ms | saving |",
+             "|---:|---|---:|---:|---:|"]  # fmt: skip
+    lines += [f"| {r['frames']} | {r['mode']} | {r['step_ms']:.1f} | {r['full_ms']:.1f} | "
+              f"{1 - r['step_ms'] / r['full_ms']:.0%} |" for r in rows]  # fmt: skip
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,8 @@ than ``--budget-seconds`` are skipped (CPU).
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from dataclasses import dataclass, field
-from typing import Callable, List
+from typing import List
 
 import torch
 import tyro
@@ -26,24 +24,11 @@ from nerfstudio.data.scene_box import SceneBox
 from rich.console import Console
 from rich.table import Table
 
+from tnerf_ns.benchmarking import median_seconds
 from tnerf_ns.models.tnerf_model import TNeRFModelConfig
 from tnerf_ns.scenes.camera_rigs import look_at_opengl
 
 CONSOLE = Console(width=140)
-
-
-def median_time(fn: Callable[[], object], device: str, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 @dataclass
@@ -76,14 +61,14 @@ class BenchmarkField:
             pts = torch.rand(self.batch, 3, device=device) * 2 - 1
             dirs = torch.nn.functional.normalize(torch.randn(self.batch, 3, device=device), dim=-1)
             with torch.no_grad():
-                fwd = median_time(lambda: model.field.decode(planes, pts, dirs), device, self.repeats)
+                fwd = median_seconds(lambda: model.field.decode(planes, pts, dirs), device, self.repeats, warmup=1)
             p = planes.clone().requires_grad_()
 
             def fwd_bwd() -> None:
                 density, rgb = model.field.decode(p, pts, dirs)
                 (density.sum() + rgb.sum()).backward()
 
-            fb = median_time(fwd_bwd, device, self.repeats)
+            fb = median_seconds(fwd_bwd, device, self.repeats, warmup=1)
             row = {"device": device, "fwd_samples_s": self.batch / fwd, "fwd_bwd_samples_s": self.batch / fb}
             per_ray = cfg.num_coarse_samples + cfg.num_coarse_samples + cfg.num_fine_samples
             for size in self.sizes:
@@ -105,7 +90,8 @@ class BenchmarkField:
                         for start in range(0, len(flat), 1 << 16):
                             model.render(flat[start : start + (1 << 16)], planes)
 
-                row[f"img{size}_ms"] = median_time(render, device, 1 if device == "cpu" else self.repeats) * 1e3
+                repeats = 1 if device == "cpu" else self.repeats
+                row[f"img{size}_ms"] = median_seconds(render, device, repeats, warmup=1) * 1e3
             rows.append(row)
             CONSOLE.print(row)
         table = Table(title=f"Tri-plane field ({per_ray} field evaluations per ray: 48 coarse + 96 fine)")

@@ -10,8 +10,6 @@ Scenes are generated on the fly (one object scene, one room scene, seed 0). Each
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass, field
 from typing import List
 
@@ -20,6 +18,7 @@ import tyro
 from rich.console import Console
 from rich.table import Table
 
+from tnerf_ns.benchmarking import median_seconds
 from tnerf_ns.scenes.grid_renderer import GridVolume, render_view
 from tnerf_ns.scenes.render_dataset import RenderSettings, cameras_for
 from tnerf_ns.scenes.synthetic import generate_scene
@@ -52,17 +51,8 @@ class BenchmarkRenderer:
                     poses, intr = cameras_for(scene, RenderSettings(views=4, height=size, width=size), seed=0)
                     c2w = torch.from_numpy(poses[1]).float()
                     args = (volume, c2w, intr.fx, intr.fy, intr.cx, intr.cy, size, size)
-                    out = render_view(*args)  # warm-up
-                    times = []
-                    for _ in range(self.repeats):
-                        if device == "cuda":
-                            torch.cuda.synchronize()
-                        start = time.perf_counter()
-                        out = render_view(*args)
-                        if device == "cuda":
-                            torch.cuda.synchronize()
-                        times.append(time.perf_counter() - start)
-                    sec = statistics.median(times)
+                    out = render_view(*args)  # warm-up; its lookup count is that of every render of the view
+                    sec = median_seconds(lambda: render_view(*args), device, self.repeats)
                     rows.append(
                         {
                             "scene": f"{kind} {tuple(scene.grid_shape)}",

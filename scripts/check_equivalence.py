@@ -48,7 +48,7 @@ def make_data(root: Path, dynamic: bool) -> Path:
 
 
 def tiny_trainer(data: Path, out: Path, dynamic: bool, steps: int):
-    from tnerf_ns.configs import tnerf_dynamic_trainer_config, tnerf_trainer_config
+    from tnerf_ns.configs import apply_tiny_settings, tnerf_dynamic_trainer_config, tnerf_trainer_config
 
     config = (tnerf_dynamic_trainer_config if dynamic else tnerf_trainer_config)()
     config.machine.device_type = "cpu"
@@ -59,15 +59,10 @@ def tiny_trainer(data: Path, out: Path, dynamic: bool, steps: int):
     config.steps_per_save = 10**6
     config.pipeline.datamanager.data = data
     config.pipeline.datamanager.dataparser.data = data
-    model = config.pipeline.model
-    model.compute_lpips = False
-    model.triplane_resolution, model.triplane_channels, model.feature_dim = 16, 8, 8
-    model.num_coarse_samples = model.num_fine_samples = 8
-    model.backbone_image_width = 42
+    apply_tiny_settings(config)
+    config.pipeline.model.compute_lpips = False
     if dynamic:
-        model.flow_radius = 1
-    config.pipeline.datamanager.train_num_rays_per_batch = 64
-    config.pipeline.datamanager.num_query_points = 64
+        config.pipeline.model.flow_radius = 1
     config.save_config()
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()

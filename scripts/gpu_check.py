@@ -35,10 +35,10 @@ import sys
 import tempfile
 import time
 import traceback
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "results" / "gpu.md"
@@ -140,46 +140,6 @@ class Report:
         return [r for r in self.rows if r.ok is False and not r.speed_goal]
 
 
-def synchronize(device: str) -> None:
-    import torch
-
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_seconds(fn: Callable[[], object], device: str, repeats: int, warmup: int = 1) -> float:
-    """Median wall time of ``fn`` after ``warmup`` calls, synchronising the device around each call."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-@contextmanager
-def peak_memory(device: str):
-    """Yields a dict that holds, after the block, ``peak_gb`` (allocator peak) and ``above_gb`` (peak above the
-    memory allocated before the block: weights and inputs). CPU: zeros (not measured)."""
-    import torch
-
-    result = {"peak_gb": 0.0, "above_gb": 0.0}
-    if device != "cuda":
-        yield result
-        return
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    yield result
-    torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated()
-    result.update(peak_gb=peak / 1e9, above_gb=(peak - base) / 1e9)
-
-
 def free_memory() -> None:
     import gc
 
@@ -260,6 +220,7 @@ def check_vggt_latency(report: Report, sizes: Sizes) -> None:
     import torch
 
     from tnerf_ns.backbone import build_vggt
+    from tnerf_ns.benchmarking import PeakMemory, median_seconds
 
     with torch.device(sizes.device):  # initialise on the device: 1.2 B parameters initialise in seconds there
         vggt = build_vggt(sizes.backbone, seed=0)
@@ -280,10 +241,10 @@ def check_vggt_latency(report: Report, sizes: Sizes) -> None:
         images = torch.rand(1, views, 3, sizes.vggt_px, sizes.vggt_px, device=sizes.device)
         figures = []
         for layers in (None, dpt_layers):
-            with torch.no_grad(), peak_memory(sizes.device) as mem:
+            with torch.no_grad(), PeakMemory(sizes.device, measure_cpu=False) as mem:
                 repeats = sizes.repeats if views <= 16 else 2  # long runs vary little
-                sec = median_seconds(lambda: vggt.aggregate(images, layers), sizes.device, repeats)
-            figures.append((sec, mem["peak_gb"], mem["above_gb"]))
+                sec = median_seconds(lambda: vggt.aggregate(images, layers), sizes.device, repeats, warmup=1)
+            figures.append((sec, mem.total_peak_bytes / 1e9, mem.peak_bytes / 1e9))
             free_memory()
         official = OFFICIAL_H100.get(views)
         ref = f"{official[0]:.2f} / {official[1]:.2f}" if official else "–"
@@ -308,6 +269,8 @@ def attention_backends(vggt, sizes: Sizes, report: Report) -> str:
     import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
+    from tnerf_ns.benchmarking import median_seconds, synchronize
+
     views_list = [v for v in (8, 50) if v in sizes.vggt_views] or [sizes.vggt_views[-1]]  # official anchors
     backends = {"flash": SDPBackend.FLASH_ATTENTION, "cuDNN": SDPBackend.CUDNN_ATTENTION,
                 "mem-efficient": SDPBackend.EFFICIENT_ATTENTION}  # fmt: skip
@@ -320,7 +283,7 @@ def attention_backends(vggt, sizes: Sizes, report: Report) -> str:
         for name, backend in [("default", None), *backends.items()]:
             try:
                 with torch.no_grad(), sdpa_kernel([backend]) if backend is not None else nullcontext():
-                    sec = median_seconds(lambda: vggt.aggregate(images), sizes.device, 2)
+                    sec = median_seconds(lambda: vggt.aggregate(images), sizes.device, 2, warmup=1)
                 cells.append(f"{sec:.3f}")
                 timings[f"{views}/{name}"] = sec
             except RuntimeError as err:  # backend not available for this device / dtype / shape
@@ -383,6 +346,7 @@ def check_encoding_and_render(report: Report, sizes: Sizes) -> None:
     """3. Scene encoding for 4 and 8 views; 4. rendering one image from the predicted tri-plane."""
     import torch
 
+    from tnerf_ns.benchmarking import PeakMemory, median_seconds
     from tnerf_ns.scene_context import SceneContext
 
     model = build_encoding_model(sizes)
@@ -393,18 +357,18 @@ def check_encoding_and_render(report: Report, sizes: Sizes) -> None:
             key=("gpu-check", views), scene_idx=0, name="random", alpha=torch.ones(views, sizes.vggt_px, sizes.vggt_px),
             images=torch.rand(views, 3, sizes.vggt_px, sizes.vggt_px), c2w=c2w[:, :3], intrinsics=intrinsics,
         ).to(torch.device(sizes.device))  # fmt: skip
-        with torch.no_grad(), peak_memory(sizes.device) as mem:
-            sec = median_seconds(lambda: model.encoder(ctx), sizes.device, sizes.repeats)
+        with torch.no_grad(), PeakMemory(sizes.device, measure_cpu=False) as mem:
+            sec = median_seconds(lambda: model.encoder(ctx), sizes.device, sizes.repeats, warmup=1)
             planes = model.encoder(ctx)[0]
             aggregated = model.encoder.aggregate(model.encoder.resize(ctx.images)[0], ctx.key)
             images, intr = model.encoder.resize(ctx.images, ctx.intrinsics)
             head = median_seconds(
-                lambda: model.encoder.head_and_lift(aggregated, images, intr, ctx), sizes.device, sizes.repeats
+                lambda: model.encoder.head_and_lift(aggregated, images, intr, ctx), sizes.device, sizes.repeats, 1
             )
         goal = "<= 0.15 s" if views == 8 else ""
         ok = (sec <= 0.15) if (views == 8 and sizes.device == "cuda") else None
         report.add("3 scene encoding", f"{sizes.backbone} + LatentHead + lifting, {views} views, {sizes.vggt_px} px",
-                   f"{sec:.3f} s ({head:.3f} s head + lifting), {mem['peak_gb']:.2f} GB peak", goal, ok, speed_goal=True)  # fmt: skip
+                   f"{sec:.3f} s ({head:.3f} s head + lifting), {mem.total_peak_bytes / 1e9:.2f} GB peak", goal, ok, speed_goal=True)  # fmt: skip
         report.data[f"encode_{views}_views_s"] = sec
         report.data[f"head_lift_{views}_views_s"] = head
         del aggregated
@@ -419,6 +383,8 @@ def render_image(report: Report, sizes: Sizes, model, planes) -> None:
     import torch
     from nerfstudio.cameras.cameras import Cameras
 
+    from tnerf_ns.benchmarking import PeakMemory, median_seconds, synchronize
+
     c2w, _, focal = bench_cameras(1, px=sizes.render_px)
     camera = Cameras(camera_to_worlds=c2w[:, :3], fx=focal, fy=focal, cx=sizes.render_px / 2, cy=sizes.render_px / 2,
                      width=sizes.render_px, height=sizes.render_px).to(sizes.device)  # fmt: skip
@@ -430,15 +396,15 @@ def render_image(report: Report, sizes: Sizes, model, planes) -> None:
             outs = [model.render(flat[i : i + chunk], planes) for i in range(0, len(flat), chunk)]
         return {k: torch.cat([o[k] for o in outs]) for k in ("rgb", "accumulation")}
 
-    with peak_memory(sizes.device) as mem:
-        sec = median_seconds(render, sizes.device, sizes.repeats)
+    with PeakMemory(sizes.device, measure_cpu=False) as mem:
+        sec = median_seconds(render, sizes.device, sizes.repeats, warmup=1)
     image = render()
     finite = bool(torch.isfinite(image["rgb"]).all())
     samples = 2 * model.config.num_coarse_samples + model.config.num_fine_samples  # the fine pass re-evaluates coarse
     ok = (sec <= 0.05) if sizes.device == "cuda" else None
     report.add("4 rendering", f"{sizes.render_px}x{sizes.render_px} image, hierarchical "
                f"{model.config.num_coarse_samples}+{model.config.num_fine_samples} samples, chunks of {chunk} rays",
-               f"{sec * 1e3:.1f} ms, {mem['peak_gb']:.2f} GB peak", "<= 50 ms", ok, speed_goal=True)  # fmt: skip
+               f"{sec * 1e3:.1f} ms, {mem.total_peak_bytes / 1e9:.2f} GB peak", "<= 50 ms", ok, speed_goal=True)  # fmt: skip
     report.add("4 rendering", "rendered image is finite, accumulation in [0, 1]", f"finite={finite}", "finite",
                finite and bool(((image["accumulation"] >= 0) & (image["accumulation"] <= 1 + 1e-4)).all()))  # fmt: skip
     report.data["render_ms"] = sec * 1e3
@@ -479,7 +445,8 @@ def train(sizes: Sizes, data: Path, out: Path, dynamic: bool, steps: int) -> Tup
     """Train through nerfstudio's Trainer (as ns-train does); returns the trainer, the loss and time of each step."""
     import torch
 
-    from tnerf_ns.configs import tnerf_dynamic_trainer_config, tnerf_trainer_config
+    from tnerf_ns.benchmarking import Stopwatch
+    from tnerf_ns.configs import apply_tiny_settings, tnerf_dynamic_trainer_config, tnerf_trainer_config
 
     config = (tnerf_dynamic_trainer_config if dynamic else tnerf_trainer_config)()
     config.machine.device_type = sizes.device
@@ -493,13 +460,8 @@ def train(sizes: Sizes, data: Path, out: Path, dynamic: bool, steps: int) -> Tup
     config.pipeline.datamanager.data = data
     config.pipeline.datamanager.dataparser.data = data
     config.pipeline.model.compute_lpips = False
-    if sizes.tiny_model:  # the test suite's tiny settings (tests/helpers.py TINY_MODEL)
-        model = config.pipeline.model
-        model.triplane_resolution, model.triplane_channels, model.feature_dim = 16, 8, 8
-        model.num_coarse_samples = model.num_fine_samples = 8
-        model.backbone_image_width = 42
-        config.pipeline.datamanager.train_num_rays_per_batch = 64
-        config.pipeline.datamanager.num_query_points = 64
+    if sizes.tiny_model:  # the test suite's tiny settings
+        apply_tiny_settings(config)
     config.save_config()
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
@@ -508,11 +470,10 @@ def train(sizes: Sizes, data: Path, out: Path, dynamic: bool, steps: int) -> Tup
     original = trainer.train_iteration
 
     def recorded(step: int):
-        synchronize(sizes.device)
-        start = time.perf_counter()
-        result = original(step)
-        losses.append(float(result[0]))  # the float() also waits for the step
-        times.append(time.perf_counter() - start)
+        with Stopwatch(sizes.device) as watch:
+            result = original(step)
+            losses.append(float(result[0]))  # the float() also waits for the step
+        times.append(watch.seconds)
         return result
 
     trainer.train_iteration = recorded
@@ -531,12 +492,13 @@ def loss_trend(losses: List[float]) -> Tuple[float, float]:
 
 def check_training(report: Report, sizes: Sizes, workdir: Path) -> None:
     """5. tnerf: train, evaluate on held-out scenes; tnerf-dynamic: train."""
+    from tnerf_ns.benchmarking import Stopwatch
     from tnerf_ns.report import empty_field_baseline
 
-    start = time.perf_counter()
+    watch = Stopwatch().start()
     data = make_scenes(workdir / "static", sizes, dynamic=False)
     report.add("5 training", f"data: {sizes.scenes} generated scenes, {sizes.scene_views} views of {sizes.scene_px}px "
-               f"(grids {sizes.scene_res}, rendered on {sizes.device})", f"{time.perf_counter() - start:.1f} s")  # fmt: skip
+               f"(grids {sizes.scene_res}, rendered on {sizes.device})", f"{watch.seconds:.1f} s")  # fmt: skip
     trainer, losses, times = train(sizes, data, workdir / "runs", dynamic=False, steps=sizes.train_steps)
     first, last = loss_trend(losses)
     steady = times[min(10, len(times) - 1) :] if len(times) > 1 else times
@@ -546,12 +508,12 @@ def check_training(report: Report, sizes: Sizes, workdir: Path) -> None:
                (last < first) if len(losses) >= 50 else None)  # too few steps in a dry run to expect progress  # fmt: skip
     pipeline = trainer.pipeline
     pipeline.eval()
-    start = time.perf_counter()
+    watch.start()
     metrics = pipeline.get_average_eval_image_metrics(step=sizes.train_steps)
     baseline = empty_field_baseline(pipeline)
     report.add("5 training", f"tnerf evaluation on held-out scenes ({baseline['images']} images, {sizes.device})",
                f"PSNR {metrics['psnr']:.2f} dB vs empty field {baseline['psnr']:.2f} dB "
-               f"({time.perf_counter() - start:.1f} s)", "finite", math.isfinite(metrics["psnr"]))  # fmt: skip
+               f"({watch.seconds:.1f} s)", "finite", math.isfinite(metrics["psnr"]))  # fmt: skip
     report.data.update(train_steps_per_s=rate, train_loss=[first, last], eval_psnr=metrics["psnr"],
                        empty_field_psnr=baseline["psnr"])  # fmt: skip
     del trainer, pipeline
@@ -572,6 +534,7 @@ def check_grid_renderer(report: Report, sizes: Sizes) -> None:
     """6. Grid renderer: rays/s on the device against the CPU, same scene and camera."""
     import torch
 
+    from tnerf_ns.benchmarking import median_seconds
     from tnerf_ns.scenes.grid_renderer import GridVolume, render_view
     from tnerf_ns.scenes.render_dataset import RenderSettings, cameras_for
     from tnerf_ns.scenes.synthetic import generate_scene
@@ -585,7 +548,7 @@ def check_grid_renderer(report: Report, sizes: Sizes) -> None:
     for device in dict.fromkeys(["cpu", sizes.device]):
         volume = GridVolume.from_scene(scene, device)
         args = (volume, c2w, intr.fx, intr.fy, intr.cx, intr.cy, px, px)
-        sec = median_seconds(lambda: render_view(*args), device, max(1, sizes.repeats // 2))
+        sec = median_seconds(lambda: render_view(*args), device, max(1, sizes.repeats // 2), warmup=1)
         figures[device] = px * px / sec
         images[device] = render_view(*args)["rgb"].cpu()
     same = float((images["cpu"] - images[sizes.device]).abs().max())
@@ -666,6 +629,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     import torch
 
+    from tnerf_ns.benchmarking import Stopwatch
+
     sizes = Sizes.for_run(args.dry_run)
     if not args.dry_run and not torch.cuda.is_available():
         print("no CUDA device: run on a GPU machine, or use --dry-run to exercise the code paths on the CPU")
@@ -683,12 +648,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         5: lambda: check_training(report, sizes, workdir),
         6: lambda: check_grid_renderer(report, sizes),
     }
-    start = time.perf_counter()
+    total = Stopwatch().start()
     for number, run in checks.items():
         if args.only and number not in args.only and not (number == 3 and 4 in args.only):
             continue
         print(f"check {number} ...", flush=True)
-        t0 = time.perf_counter()
+        watch = Stopwatch().start()
         try:
             run()
         except Exception as err:  # record and go on: one GPU run should tell everything it can
@@ -696,10 +661,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                        False)  # fmt: skip
             report.sections[f"Error in check {number}"] = f"```\n{traceback.format_exc()[-4000:]}\n```"
             traceback.print_exc()
-        print(f"check {number}: {time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"check {number}: {watch.seconds:.1f} s", flush=True)
         free_memory()
     env = environment(sizes)
-    text = markdown(report, env, time.perf_counter() - start, args.dry_run)
+    text = markdown(report, env, total.seconds, args.dry_run)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     out.with_suffix(".json").write_text(json.dumps({"environment": env, "rows": [r.__dict__ for r in report.rows],

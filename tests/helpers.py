@@ -11,15 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tnerf_ns.configs import tiny_settings_flags
+
 REPO = Path(__file__).resolve().parents[1]
 
 BIN = Path(sys.executable).parent
-TINY_MODEL = [
-    "--pipeline.model.triplane-resolution", "16", "--pipeline.model.triplane-channels", "8",
-    "--pipeline.model.feature-dim", "8", "--pipeline.model.num-coarse-samples", "8",
-    "--pipeline.model.num-fine-samples", "8", "--pipeline.model.backbone-image-width", "42",
-    "--pipeline.datamanager.train-num-rays-per-batch", "64", "--pipeline.datamanager.num-query-points", "64",
-]  # fmt: skip
+TINY_MODEL = tiny_settings_flags()
 
 
 def env() -> dict:

@@ -8,9 +8,9 @@ import time
 import pytest
 import torch
 from test_robustness import small_scenes, tiny_pipeline  # noqa: F401  (fixture)
-from tnerf_ns.encoding.cache import BackboneOutputCache, weights_fingerprint
 
 from tnerf_ns.backbone import build_vggt
+from tnerf_ns.encoding.cache import BackboneOutputCache, weights_fingerprint
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,13 @@ def test_benchmark_all_quick_writes_every_section(tmp_path):
         "## Grid renderer",
         "## Tri-plane field",
         "## T-NeRF encoding scaling",
+        "## Dynamic scenes",
         "- CPU:",
     ):
         assert heading in text
+    dynamic = text.split("## Dynamic scenes")[1]
+    assert "| extra time step ms (cached tokens) |" in dynamic
+    assert "| 2 | lerp |" in dynamic and "| 2 | flow |" in dynamic  # the quick settings: 2 frames per group, both modes
 
 
 def test_compare_methods_runs_tnerf_and_nerfacto(trained, scenes, tmp_path):

@@ -8,8 +8,8 @@ import torch
 
 from tnerf_ns.backbone import build_vggt
 from tnerf_ns.fields.triplane_field import TriplaneField, sample_triplane
-from tnerf_ns.heads.latent_head import LatentHead
 from tnerf_ns.geometry import pixel_rays, ray_box_intersection
+from tnerf_ns.heads.latent_head import LatentHead
 from tnerf_ns.heads.triplane_lifting import TriplaneLifter
 from tnerf_ns.scenes.camera_rigs import look_at_opengl
 

@@ -66,3 +66,32 @@ tnerf_dynamic_method = MethodSpecification(
     config=tnerf_dynamic_trainer_config(),
     description="T-NeRF dynamic: any moment between two photo groups by VGGT patch-token interpolation",
 )
+
+
+TINY_SETTINGS = {
+    "pipeline.model.triplane_resolution": 16,
+    "pipeline.model.triplane_channels": 8,
+    "pipeline.model.feature_dim": 8,
+    "pipeline.model.num_coarse_samples": 8,
+    "pipeline.model.num_fine_samples": 8,
+    "pipeline.model.backbone_image_width": 42,
+    "pipeline.datamanager.train_num_rays_per_batch": 64,
+    "pipeline.datamanager.num_query_points": 64,
+}
+"""The smallest useful T-NeRF (seconds per run on a CPU): the test suite, dry runs and the equivalence check."""
+
+
+def apply_tiny_settings(config: TrainerConfig) -> TrainerConfig:
+    """Set :data:`TINY_SETTINGS` on a trainer configuration (in place)."""
+    for path, value in TINY_SETTINGS.items():
+        *parents, name = path.split(".")
+        target = config
+        for parent in parents:
+            target = getattr(target, parent)
+        setattr(target, name, value)
+    return config
+
+
+def tiny_settings_flags() -> list:
+    """:data:`TINY_SETTINGS` as ``ns-train`` flags."""
+    return [arg for path, value in TINY_SETTINGS.items() for arg in ("--" + path.replace("_", "-"), str(value))]

@@ -139,14 +139,8 @@ class TriplaneLifter(nn.Module):
             x = x + conv(F.gelu(x))
         return x
 
-    def forward(
-        self,
-        features: Float[Tensor, "s f H W"],
-        depth_logit: Float[Tensor, "s H W"],
-        weight_logit: Float[Tensor, "s H W"],
-        c2w: Float[Tensor, "s 3 4"],
-        intrinsics: Float[Tensor, "s 3 3"],
-    ) -> Tuple[Float[Tensor, "3 c r r"], LiftedViews]:
-        lifted = self.lift(features, depth_logit, weight_logit, c2w, intrinsics)
+    def forward(self, *maps: Tensor) -> Tuple[Float[Tensor, "3 c r r"], LiftedViews]:
+        """Lift (same arguments as :meth:`lift`), splat, refine: the planes and the lifted source pixels."""
+        lifted = self.lift(*maps)
         planes_in, lifted.plane_weight = self.splat(lifted.points, lifted.features, lifted.weights)
         return self.refine_planes(planes_in), lifted

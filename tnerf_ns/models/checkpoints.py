@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Dict, MutableMapping
 
 import torch
-from torch import Tensor
+from nerfstudio.utils.rich_utils import CONSOLE
+from torch import Tensor, nn
 
 LEGACY_ENCODER_PREFIXES = ("backbone.", "latent_head.", "lifter.")
 """Model-level names of the encoder's parts before they moved into ``encoder.`` (T-NeRF 0.1, before the encoder
@@ -44,3 +45,18 @@ def read_model_weights(path: Path) -> Dict[str, Tensor]:
     weights = {k[len(prefix) :].removeprefix("module."): v for k, v in state.items() if k.startswith(prefix)}
     migrate_state_dict(weights)
     return weights
+
+
+def load_model_weights(model: nn.Module, path: Path) -> None:
+    """Load a T-NeRF checkpoint's weights (head, field, and a saved backbone) into ``model``, e.g. to start scene
+    mode from a trained model; the configuration must match."""
+    weights = read_model_weights(path)
+    own = model.state_dict()
+    mismatched = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
+    if mismatched:
+        raise RuntimeError(f"{path}: checkpoint does not match this model's configuration ({mismatched[:3]} ...)")
+    missing, _ = model.load_state_dict({k: v for k, v in weights.items() if k in own}, strict=False)
+    missing = [k for k in missing if not k.startswith("device_indicator")]
+    if missing:
+        raise RuntimeError(f"{path}: checkpoint lacks {len(missing)} weights of this model ({missing[:3]} ...)")
+    CONSOLE.print(f"T-NeRF weights loaded from {path}")

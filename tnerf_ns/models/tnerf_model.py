@@ -1,10 +1,6 @@
-"""The ``tnerf`` model: photos -> VGGT -> LatentHead -> tri-plane -> shared MLP -> volume rendering.
-
-A prediction is made from a :class:`~tnerf_ns.scene_context.SceneContext` (the source views of one scene) by the
-:class:`~tnerf_ns.encoding.SceneEncoder`. The model renders rays of that scene with hierarchical sampling (uniform
-coarse samples, then importance samples from the field's own density) and is trained with the losses of
-:mod:`tnerf_ns.losses`: photometric, 3-D point losses against ground-truth grids, depth, source-view depth/weight for
-the lifting, and a tri-plane regulariser. ``tnerf-dynamic`` is the same model with the dynamic encoder.
+"""The ``tnerf`` model: a scene encoder (source views -> tri-plane, :mod:`tnerf_ns.encoding`), the shared-MLP field,
+hierarchical volume rendering (uniform, then importance samples) and the losses of :mod:`tnerf_ns.losses`.
+``tnerf-dynamic`` is the same model with the dynamic encoder (:mod:`tnerf_ns.models.tnerf_dynamic_model`).
 """
 
 from __future__ import annotations
@@ -22,7 +18,6 @@ from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
 from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
 from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colormaps
-from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 from torch.nn import Parameter
 
@@ -32,11 +27,9 @@ from tnerf_ns.fields.triplane_field import TriplaneField
 from tnerf_ns.geometry import CanonicalBox
 from tnerf_ns.heads.triplane_lifting import LiftedViews
 from tnerf_ns.models.box_collider import BoxCollider
-from tnerf_ns.models.checkpoints import migrate_state_dict, read_model_weights
+from tnerf_ns.models.checkpoints import load_model_weights, migrate_state_dict
 from tnerf_ns.models.image_metrics import ImageMetrics
 from tnerf_ns.scene_context import ContextSource, SceneContext
-
-__all__ = ["BoxCollider", "TNeRFModel", "TNeRFModelConfig"]
 
 
 @dataclass
@@ -148,20 +141,7 @@ class TNeRFModel(Model):
         # checkpoints written before the encoder module name its parts at the top level
         self.register_load_state_dict_pre_hook(lambda module, state, prefix, *args: migrate_state_dict(state, prefix))
         if cfg.pretrained is not None:
-            self.load_pretrained(cfg.pretrained)
-
-    def load_pretrained(self, path: Path) -> None:
-        """Load head, field (and a saved backbone) from a T-NeRF checkpoint; safe loading only."""
-        weights = read_model_weights(path)
-        own = self.state_dict()
-        mismatched = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
-        if mismatched:
-            raise RuntimeError(f"{path}: checkpoint does not match this model's configuration ({mismatched[:3]} ...)")
-        missing, _ = self.load_state_dict({k: v for k, v in weights.items() if k in own}, strict=False)
-        missing = [k for k in missing if not k.startswith("device_indicator")]
-        if missing:
-            raise RuntimeError(f"{path}: checkpoint lacks {len(missing)} weights of this model ({missing[:3]} ...)")
-        CONSOLE.print(f"T-NeRF weights loaded from {path}")
+            load_model_weights(self, cfg.pretrained)
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         groups = {"fields": self.encoder.trainable_parameters() + list(self.field.parameters())}
@@ -262,8 +242,7 @@ class TNeRFModel(Model):
             terms["rgb_coarse_loss"] = (cfg.coarse_rgb_loss_mult, losses.photometric_loss(pred_c, gt_c))
         if self.training:
             if cfg.depth_loss_mult > 0 and "depth" in batch and "z_depth" in outputs:
-                # dataset -> canonical units, like the box
-                target = batch["depth"].to(self.device) / half
+                target = batch["depth"].to(self.device) / half  # dataset -> canonical units, like the box
                 terms["depth_loss"] = (
                     cfg.depth_loss_mult,
                     losses.depth_loss(outputs["z_depth"][..., 0] / half, target),
