@@ -52,7 +52,9 @@ def encode_scaling(device: str, views: List[int], sizes: List[int], budget: floa
     rows = []
     for size in sizes:
         model = (
-            TNeRFModelConfig(compute_lpips=False, backbone_image_width=size, max_source_tokens=10**9)
+            TNeRFModelConfig(
+                backbone="vggt-small", compute_lpips=False, backbone_image_width=size, max_source_tokens=10**9
+            )
             .setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0, -1, -1], [1, 1, 1]])), num_train_data=1)
             .to(device)
         )

@@ -50,7 +50,7 @@ class BenchmarkField:
         rows = []
         for device in self.devices:
             model = (
-                TNeRFModelConfig(compute_lpips=False)
+                TNeRFModelConfig(backbone="vggt-small", compute_lpips=False)
                 .setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0, -1, -1], [1, 1, 1]])), num_train_data=1)
                 .to(device)
             )

@@ -129,6 +129,8 @@ class CompareMethods:
             trained = self.trained_model_config()
             if trained is not None:  # same architecture as the checkpoint (sizes, backbone, samples)
                 cfg.pipeline.model = trained
+            else:
+                cfg.pipeline.model.backbone = "vggt-small"
         for key, value in model_overrides.items():
             setattr(cfg.pipeline.model, key, value)
         cfg.set_timestamp()

@@ -81,7 +81,8 @@ class Demo:
                  "--views", str(self.views), "--size", f"{self.size}x{self.size}"], timings)  # fmt: skip
         shutil.rmtree(runs, ignore_errors=True)
         self.run("train (ns-train tnerf)", [
-            str(bin_dir / "ns-train"), "tnerf", "--machine.device-type", self.device,
+            str(bin_dir / "ns-train"), "tnerf", "--machine.device-type", self.device, "--pipeline.model.backbone",
+            "vggt-small",
             "--max-num-iterations", str(self.iterations), "--output-dir", str(runs), "--experiment-name", "demo",
             "--timestamp", "run", "--steps-per-save", "500", "--steps-per-eval-image", "500",
             "--steps-per-eval-batch", "250", "--pipeline.datamanager.train-num-rays-per-batch", str(self.rays_per_batch),

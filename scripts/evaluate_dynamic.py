@@ -46,6 +46,8 @@ class EvaluateDynamic:
     def main(self) -> Dict:
         from nerfstudio.utils.eval_utils import eval_setup
 
+        from tnerf_ns.report import target_rgb
+
         _, pipeline, _, _ = eval_setup(self.load_config, test_mode="test")
         model = pipeline.model
         dataset = pipeline.datamanager.eval_dataset
@@ -54,7 +56,7 @@ class EvaluateDynamic:
         indices = list(range(len(dataset)))
         if self.max_images is not None and len(indices) > self.max_images:
             indices = [indices[i] for i in np.linspace(0, len(indices) - 1, self.max_images).round().astype(int)]
-        gts = {i: dataset.get_image_float32(i)[..., :3] for i in indices}
+        gts = {i: target_rgb(pipeline, dataset.get_image_float32(i)) for i in indices}
         times = {i: round(float(dataset.cameras.times[i, 0]), 4) for i in indices}
         results: Dict[str, Dict[float, Dict[str, float]]] = {}
         renders: Dict[str, Dict[int, torch.Tensor]] = defaultdict(dict)

@@ -335,7 +335,8 @@ def build_encoding_model(sizes: Sizes):
 
     from tnerf_ns.models.tnerf_model import TNeRFModelConfig
 
-    config = TNeRFModelConfig(backbone=sizes.backbone, backbone_image_width=sizes.vggt_px, compute_lpips=False,
+    config = TNeRFModelConfig(backbone=sizes.backbone, backbone_weights=None, backbone_image_width=sizes.vggt_px,
+                              compute_lpips=False,
                               backbone_cache_size=0, eval_num_rays_per_chunk=sizes.render_chunk)  # fmt: skip
     with torch.device(sizes.device):
         model = config.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0, -1, -1], [1, 1, 1]])), num_train_data=1)
@@ -460,6 +461,7 @@ def train(sizes: Sizes, data: Path, out: Path, dynamic: bool, steps: int) -> Tup
     config.pipeline.datamanager.data = data
     config.pipeline.datamanager.dataparser.data = data
     config.pipeline.model.compute_lpips = False
+    config.pipeline.model.backbone = "vggt-small"  # trained from random init (no download)
     if sizes.tiny_model:  # the test suite's tiny settings
         apply_tiny_settings(config)
     config.save_config()

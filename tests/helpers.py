@@ -58,12 +58,26 @@ def scenes(tmp_path_factory) -> Path:
     return make_scenes(tmp_path_factory.mktemp("tnerf_data"), 4, 24, 6, "32x32")
 
 
+TRAINED_STEPS = 150
+"""Steps of the shared trained run: enough for the tiny model to learn (tests/test_model_learns.py checks it)."""
+
+
 @pytest.fixture(scope="session")
 def trained(scenes, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs")
-    ns("ns-train", "tnerf", "--machine.device-type", "cpu", "--max-num-iterations", "4", "--output-dir", str(out),
-       "--experiment-name", "t", "--timestamp", "run", "--steps-per-eval-batch", "2", "--steps-per-eval-image", "2",
-       "--vis", "tensorboard", *TINY_MODEL, "tnerf-scenes", "--data", str(scenes))  # fmt: skip
+    ns("ns-train", "tnerf", "--machine.device-type", "cpu", "--max-num-iterations", str(TRAINED_STEPS),
+       "--output-dir", str(out), "--experiment-name", "t", "--timestamp", "run", "--steps-per-eval-batch", "50",
+       "--steps-per-eval-image", "75", "--vis", "tensorboard", *TINY_MODEL, "tnerf-scenes", "--data", str(scenes))  # fmt: skip
     config = out / "t" / "tnerf" / "run" / "config.yml"
     assert config.is_file() and list((config.parent / "nerfstudio_models").glob("step-*.ckpt"))
     return config
+
+
+def empty_psnr(config: Path) -> float:
+    """PSNR of rendering nothing (the background) on a run's evaluation images: the floor a model must beat."""
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    from tnerf_ns.report import empty_field_baseline
+
+    _, pipeline, _, _ = eval_setup(config, test_mode="test")
+    return empty_field_baseline(pipeline)["psnr"]

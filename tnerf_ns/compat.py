@@ -83,6 +83,18 @@ def allow_zero_iteration_runs() -> None:
     writer.LocalWriter._print_stats = guarded
 
 
+def blender_box_follows_scale_factor(dataparser_config, scene_box):
+    """nerfstudio 1.1.5's ``blender-data`` multiplies the cameras by ``--scale-factor`` but keeps its scene box at
+    ``[-1.5, 1.5]^3``, so the box T-NeRF predicts in would cover a different part of the scene. Scale the box the
+    model uses along with the cameras: ``--scale-factor`` then changes units only."""
+    from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+    from nerfstudio.data.scene_box import SceneBox
+
+    if isinstance(dataparser_config, BlenderDataParserConfig) and dataparser_config.scale_factor != 1.0:
+        return SceneBox(aabb=scene_box.aabb * float(dataparser_config.scale_factor))
+    return scene_box
+
+
 def apply_base_patches() -> None:
     """The patches that need no nerfstudio import (applied when ``tnerf_ns`` is imported)."""
     allow_numpy_scalars_in_checkpoints()

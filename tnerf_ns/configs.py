@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Optional, Type
+
 from nerfstudio.configs.base_config import ViewerConfig
-from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from nerfstudio.engine.optimizers import AdamOptimizerConfig, Optimizers
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
-from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.engine.trainer import Trainer, TrainerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
@@ -13,6 +16,30 @@ from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManagerConfig
 from tnerf_ns.models.tnerf_dynamic_model import TNeRFDynamicModelConfig
 from tnerf_ns.models.tnerf_model import TNeRFModelConfig
 from tnerf_ns.pipeline import TNeRFPipelineConfig
+
+
+class TNeRFTrainer(Trainer):
+    """nerfstudio's trainer, with learning-rate schedules that follow the run's length."""
+
+    config: "TNeRFTrainerConfig"
+
+    def setup_optimizers(self) -> Optimizers:
+        steps = max(1, self.config.schedule_steps or self.config.max_num_iterations)
+        for group in self.config.optimizers.values():
+            scheduler = group.get("scheduler")
+            if scheduler is not None and hasattr(scheduler, "max_steps"):
+                scheduler.max_steps = steps
+        return super().setup_optimizers()
+
+
+@dataclass
+class TNeRFTrainerConfig(TrainerConfig):
+    """Trainer configuration of the T-NeRF methods."""
+
+    _target: Type = field(default_factory=lambda: TNeRFTrainer)
+    schedule_steps: Optional[int] = None
+    """Steps over which every learning rate decays to its final value. None: the run's --max-num-iterations (a short
+    run decays fully, a long one slowly)."""
 
 
 def _optimizers(lr: float, max_steps: int) -> dict:
@@ -28,7 +55,7 @@ def _optimizers(lr: float, max_steps: int) -> dict:
 def tnerf_trainer_config() -> TrainerConfig:
     """Default ``tnerf`` configuration: small backbone (offline-friendly), multi-scene data."""
     max_steps = 30000
-    return TrainerConfig(
+    return TNeRFTrainerConfig(
         method_name="tnerf",
         steps_per_eval_batch=500,
         steps_per_eval_image=500,
@@ -69,6 +96,7 @@ tnerf_dynamic_method = MethodSpecification(
 
 
 TINY_SETTINGS = {
+    "pipeline.model.backbone": "vggt-small",
     "pipeline.model.triplane_resolution": 16,
     "pipeline.model.triplane_channels": 8,
     "pipeline.model.feature_dim": 8,

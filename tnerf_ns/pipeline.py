@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from tnerf_ns.compat import apply_nerfstudio_patches
+from tnerf_ns.compat import apply_nerfstudio_patches, blender_box_follows_scale_factor
 from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManager, TNeRFDataManagerConfig
 from tnerf_ns.models.tnerf_model import TNeRFModelConfig
 
@@ -72,7 +72,7 @@ class TNeRFPipeline(VanillaPipeline):
         self.datamanager.to(device)
         train_dataset = self.datamanager.train_dataset
         self._model = config.model.setup(
-            scene_box=train_dataset.scene_box,
+            scene_box=blender_box_follows_scale_factor(config.datamanager.dataparser, train_dataset.scene_box),
             num_train_data=len(train_dataset),
             metadata=train_dataset.metadata,
             device=device,

@@ -18,16 +18,21 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
+def target_rgb(pipeline, image: torch.Tensor) -> torch.Tensor:
+    """A dataset image (RGB or RGBA) as the model is scored against it: composited on the model's evaluation
+    background (nerfstudio's blend; ``random`` evaluates on black)."""
+    return pipeline.model.renderer_rgb.blend_background(image.to(pipeline.device)).cpu()
+
+
 def empty_field_baseline(pipeline, background: Optional[torch.Tensor] = None) -> Dict[str, float]:
     """PSNR/SSIM of rendering nothing (the background colour) on every evaluation image."""
     dataset = pipeline.datamanager.eval_dataset
-    bg = background if background is not None else pipeline.model.renderer_rgb.background_color
-    if not isinstance(bg, torch.Tensor):
-        bg = torch.ones(3)
     psnrs, ssims = [], []
     for i in range(len(dataset)):
-        gt = dataset.get_image_float32(i)[..., :3]
-        pred = bg.to(gt).expand_as(gt)
+        image = dataset.get_image_float32(i)
+        gt = target_rgb(pipeline, image)
+        empty = target_rgb(pipeline, torch.zeros(*image.shape[:2], 4))  # fully transparent: the background only
+        pred = empty if background is None else background.to(gt).expand_as(gt)
         psnrs.append(psnr(pred, gt))
         ssims.append(
             float(
@@ -61,7 +66,7 @@ def prediction_grid(pipeline, out_path: Path, num_scenes: int = 3, tile: int = 1
         ctx = provider.context(provider.scene_for_camera(camera))
         with torch.no_grad():
             out = pipeline.model.get_outputs_for_camera(camera.to(pipeline.device))
-        gt = dataset.get_image_float32(i)[..., :3]
+        gt = target_rgb(pipeline, dataset.get_image_float32(i))
         tiles = [_to_pil(img.permute(1, 2, 0), tile) for img in ctx.images]
         tiles += [_to_pil(out["rgb"], tile), _to_pil(gt, tile)]
         rows.append(tiles)

@@ -20,6 +20,10 @@ LOGGER = logging.getLogger(__name__)
 
 DEFAULT_REPO = "facebook/VGGT-1B"
 """Hugging Face repository of the official pre-trained weights (non-commercial licence)."""
+PRESET_WEIGHTS: Dict[str, Optional[str]] = {"vggt-1b": DEFAULT_REPO, "vggt-small": None}
+"""Default weights of each preset (None: random init)."""
+PRESET_INPUT_WIDTH: Dict[str, int] = {"vggt-1b": 518, "vggt-small": 140}
+"""Default input width of each preset (VGGT-1B was trained at 518 px)."""
 WEIGHT_FILENAMES = ("model.safetensors", "model.pt", "pytorch_model.bin")
 """Files looked for in a repository or folder, in order of preference (safetensors first)."""
 
@@ -173,11 +177,13 @@ def resolve_checkpoint(
             )
         except Exception as err:  # hub errors vary by version: offline, missing file, gated repo, network
             errors.append(f"{name}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+            if type(err).__name__ == "LocalEntryNotFoundError":  # offline / no network: another name cannot help
+                break
     raise VGGTLoadError(
         f"Could not get the weights of {source!r} from the Hugging Face Hub or its local cache "
         f"({'; '.join(errors)}). If this machine is offline, download 'model.safetensors' elsewhere and pass its "
-        "local path (or folder) as the source, or use the small random-initialised config 'vggt-small' "
-        "(build_vggt('vggt-small'), or --backbone vggt-small on the command line)."
+        "local path (or folder) as the source (ns-train: --pipeline.model.backbone-weights PATH), or use the small "
+        "config 'vggt-small' (build_vggt('vggt-small'); ns-train: --pipeline.model.backbone vggt-small)."
     )
 
 

@@ -28,18 +28,34 @@ from tnerf_ns.scene_context import SceneContext
 __all__ = ["ContextProvider", "SceneContext", "SceneEntry", "TNeRFDataset", "farthest_point_views"]
 
 
-def farthest_point_views(centres: np.ndarray, k: int) -> List[int]:
-    """``k`` indices spread over camera centres (farthest-point sampling from the first camera); deterministic."""
+def farthest_point_views(centres: np.ndarray, k: int, start: int = 0) -> List[int]:
+    """``k`` indices spread over camera centres (farthest-point sampling from camera ``start``); deterministic."""
     n = len(centres)
     if k >= n:
         return list(range(n))
-    chosen = [0]
-    dist = np.linalg.norm(centres - centres[0], axis=-1)
+    chosen = [start % n]
+    dist = np.linalg.norm(centres - centres[chosen[0]], axis=-1)
     for _ in range(k - 1):
         nxt = int(np.argmax(dist))
         chosen.append(nxt)
         dist = np.minimum(dist, np.linalg.norm(centres - centres[nxt], axis=-1))
     return sorted(chosen)
+
+
+def source_set_pool(centres: np.ndarray, k_range: Tuple[int, int], num_sets: int) -> List[List[int]]:
+    """A finite pool of source sets for training: ``num_sets`` sets whose sizes K cycle over ``k_range`` (at most
+    all views but one, so a target remains), each spread over the cameras from a different first camera. Finite and
+    deterministic, so a frozen backbone's outputs per set stay cacheable."""
+    n = len(centres)
+    hi = max(1, min(k_range[1], n - 1))
+    lo = max(1, min(k_range[0], hi))
+    sizes = list(range(lo, hi + 1))
+    pool: List[List[int]] = []
+    for j in range(num_sets):
+        views = farthest_point_views(centres, sizes[j % len(sizes)], start=(j * n) // max(num_sets, 1))
+        if views not in pool:
+            pool.append(views)
+    return pool
 
 
 @dataclass
@@ -54,13 +70,21 @@ class SceneEntry:
     image_indices: List[int]
     """The scene's images in ``dataset``."""
     source_indices: List[int]
-    """Source views (subset of ``image_indices``)."""
+    """Source views of evaluation, rendering and the viewer (subset of ``image_indices``)."""
     grids: List[Dict] = field(default_factory=list)
     """Ground-truth grids (``file``, ``time``) for 3-D losses; empty when unknown."""
     centre: Optional[np.ndarray] = None
     world_to_unit: float = 1.0
     times: List[Optional[float]] = field(default_factory=list)
     """Time of each image (dynamic scenes)."""
+    source_pool: List[List[int]] = field(default_factory=list)
+    """Training source sets (of t0 images); empty: ``source_indices`` only."""
+
+    def sources(self, source_set: Optional[int] = None) -> List[int]:
+        """The t0 source views of a training set of the pool, or the evaluation sources (None)."""
+        if source_set is None or not self.source_pool:
+            return list(self.source_indices)
+        return list(self.source_pool[source_set % len(self.source_pool)])
 
     @property
     def dynamic(self) -> bool:
@@ -74,30 +98,37 @@ class SceneEntry:
         """The scene's images at one time, in view order (every time state uses the same cameras)."""
         return [i for i, t in zip(self.image_indices, self.times) if t is not None and abs(float(t) - time) < 1e-6]
 
-    def sources_at(self, time: float) -> List[int]:
+    def sources_at(self, time: float, source_set: Optional[int] = None) -> List[int]:
         """The source cameras' images at ``time`` (same view positions as the t0 sources)."""
+        sources = self.sources(source_set)
         if not self.dynamic:
-            return list(self.source_indices)
+            return sources
         first = self.images_at(self.time_values[0])
-        positions = [first.index(i) for i in self.source_indices]
+        positions = [first.index(i) for i in sources]
         at = self.images_at(time)
         return [at[p] for p in positions]
 
-    @property
-    def input_indices(self) -> List[int]:
+    def inputs(self, source_set: Optional[int] = None) -> List[int]:
         """Images given to the model: the sources (and, for dynamic scenes, their t1 counterparts)."""
         if not self.dynamic:
-            return list(self.source_indices)
-        return self.sources_at(self.time_values[0]) + self.sources_at(self.time_values[-1])
+            return self.sources(source_set)
+        return self.sources_at(self.time_values[0], source_set) + self.sources_at(self.time_values[-1], source_set)
+
+    @property
+    def input_indices(self) -> List[int]:
+        """The evaluation inputs (never scored)."""
+        return self.inputs()
+
+    def targets(self, source_set: Optional[int] = None) -> List[int]:
+        inputs = set(self.inputs(source_set))
+        return [i for i in self.image_indices if i not in inputs] or list(self.image_indices)
 
     @property
     def target_indices(self) -> List[int]:
-        inputs = set(self.input_indices)
-        targets = [i for i in self.image_indices if i not in inputs]
-        return targets or list(self.image_indices)
+        return self.targets()
 
-    def targets_at(self, time: float) -> List[int]:
-        inputs = set(self.input_indices)
+    def targets_at(self, time: float, source_set: Optional[int] = None) -> List[int]:
+        inputs = set(self.inputs(source_set))
         return [i for i in self.images_at(time) if i not in inputs] or self.images_at(time)
 
 
@@ -125,6 +156,13 @@ class ContextProvider:
     def choose_sources(dataset: InputDataset, indices: Sequence[int], k: int) -> List[int]:
         centres = dataset.cameras.camera_to_worlds[list(indices), :, 3].numpy()
         return [indices[i] for i in farthest_point_views(centres, k)]
+
+    @staticmethod
+    def source_pool(
+        dataset: InputDataset, indices: Sequence[int], k_range: Tuple[int, int], num_sets: int
+    ) -> List[List[int]]:
+        centres = dataset.cameras.camera_to_worlds[list(indices), :, 3].numpy()
+        return [[indices[i] for i in views] for views in source_set_pool(centres, k_range, num_sets)]
 
     def scene_for_camera(self, camera: Cameras) -> int:
         meta = camera.metadata or {}
@@ -165,16 +203,16 @@ class ContextProvider:
         images = rgba[..., :3] * alpha[..., None] + self.background * (1 - alpha[..., None])
         return images.permute(0, 3, 1, 2).contiguous(), alpha
 
-    def _load(self, entry: SceneEntry, time: Optional[float]) -> SceneContext:
+    def _load(self, entry: SceneEntry, time: Optional[float], source_set: Optional[int]) -> SceneContext:
         ds = entry.dataset
         dynamic = entry.dynamic
-        t0_sources = entry.sources_at(entry.time_values[0]) if dynamic else entry.source_indices
+        t0_sources = entry.sources_at(entry.time_values[0], source_set) if dynamic else entry.sources(source_set)
         images, alpha = self._rgba(ds, t0_sources)
         images_t1 = None
         if dynamic:
-            images_t1, _ = self._rgba(ds, entry.sources_at(entry.time_values[-1]))
+            images_t1, _ = self._rgba(ds, entry.sources_at(entry.time_values[-1], source_set))
             time = entry.time_values[0] if time is None else float(time)
-            truth = entry.sources_at(min(entry.time_values, key=lambda v: abs(v - time)))
+            truth = entry.sources_at(min(entry.time_values, key=lambda v: abs(v - time)), source_set)
             if truth != t0_sources:
                 _, alpha = self._rgba(ds, truth)
         else:
@@ -187,7 +225,12 @@ class ContextProvider:
         depths = [ds.get_depth(i) for i in truth]
         depth = torch.stack(depths) if all(d is not None for d in depths) else None
         return SceneContext(
-            key=(entry.name, tuple(entry.input_indices), str(Path(ds.image_filenames[0]).parent), tuple(images.shape)),
+            key=(
+                entry.name,
+                tuple(entry.inputs(source_set)),
+                str(Path(ds.image_filenames[0]).parent),
+                tuple(images.shape),
+            ),
             scene_idx=entry.scene_idx,
             name=entry.name,
             images=images,
@@ -205,15 +248,21 @@ class ContextProvider:
         num_points: int = 0,
         generator: Optional[torch.Generator] = None,
         time: Optional[float] = None,
+        source_set: Optional[int] = None,
         **point_kwargs,
     ) -> SceneContext:
         """The scene's source views (cached) and, when asked, fresh 3-D query points with ground truth.
 
-        ``time`` (dynamic scenes; ignored otherwise) is the prediction time in [0, 1].
+        ``time`` (dynamic scenes; ignored otherwise) is the prediction time in [0, 1]; ``source_set`` picks a training
+        set of the scene's pool (None: the deterministic evaluation sources).
         """
         entry = self.entry(scene_idx)
-        key = (scene_idx, None if not entry.dynamic or time is None else round(float(time), 6))
-        ctx = self._contexts.get_or_compute(key, lambda: self._load(entry, time))
+        if source_set is not None and entry.source_pool:
+            source_set %= len(entry.source_pool)
+        else:
+            source_set = None
+        key = (scene_idx, None if not entry.dynamic or time is None else round(float(time), 6), source_set)
+        ctx = self._contexts.get_or_compute(key, lambda: self._load(entry, time, source_set))
         if num_points <= 0 or not entry.grids:
             return ctx
         grid = entry.grids[0]

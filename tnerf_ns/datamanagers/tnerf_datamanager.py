@@ -38,7 +38,13 @@ class TNeRFDataManagerConfig(VanillaDataManagerConfig):
     eval_num_rays_per_batch: int = 1024
     """Target rays per evaluation batch."""
     num_source_views: int = 4
-    """Source views (K) given to the backbone, chosen spread over each scene's cameras."""
+    """Source views (K) of evaluation, rendering and the viewer: deterministic, spread over each scene's cameras
+    (farthest-point sampling)."""
+    train_source_views: Tuple[int, int] = (2, 8)
+    """Range of K during training: each training scene gets a pool of source sets whose sizes cycle over it, so the
+    model learns to use fewer and more views."""
+    source_sets_per_scene: int = 8
+    """Source sets in each training scene's pool (finite, so a frozen backbone's outputs stay cacheable)."""
     num_query_points: int = 2048
     """3-D query points with ground truth per step (scenes with grids only; 0 disables)."""
     point_fractions: Tuple[float, float, float] = (0.4, 0.3, 0.3)
@@ -94,14 +100,19 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         self.eval_target_indices = keep
         return TNeRFDataset(subset_outputs(outputs, keep), scale_factor=self.config.camera_res_scale_factor)
 
-    def _scene_entries(self, dataset: TNeRFDataset, sources_from: Optional[TNeRFDataset] = None) -> List[SceneEntry]:
+    def _pool(self, dataset: TNeRFDataset, candidates: List[int], training: bool) -> List[List[int]]:
+        if not training:
+            return []
+        cfg = self.config
+        return ContextProvider.source_pool(dataset, candidates, cfg.train_source_views, cfg.source_sets_per_scene)
+
+    def _scene_entries(self, dataset: TNeRFDataset, training: bool) -> List[SceneEntry]:
         meta_scenes = dataset.metadata.get("scenes")
         k = self.config.num_source_views
         if not meta_scenes:  # single-scene dataset: the whole split is one scene
-            src_ds = sources_from or dataset
-            all_idx = list(range(len(src_ds)))
-            sources = ContextProvider.choose_sources(src_ds, all_idx, k)
-            return [SceneEntry(0, "scene", src_ds, all_idx, sources)]
+            all_idx = list(range(len(dataset)))
+            sources = ContextProvider.choose_sources(dataset, all_idx, k)
+            return [SceneEntry(0, "scene", dataset, all_idx, sources, source_pool=self._pool(dataset, all_idx, True))]
         entries = []
         for record in meta_scenes:
             indices = list(record["image_indices"])
@@ -121,18 +132,19 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
                     centre=np.asarray(record["centre"]),
                     world_to_unit=float(record["world_to_unit"]),
                     times=list(times),
+                    source_pool=self._pool(dataset, candidates, training),
                 )
             )
         return entries
 
     def _build_scenes(self) -> None:
-        self.train_scenes = self._scene_entries(self.train_dataset)
+        self.train_scenes = self._scene_entries(self.train_dataset, training=True)
         single = not self.eval_context_dataset.metadata.get("scenes")
         if single:
             # scene mode: evaluation cameras see the scene encoded from the train split's source views
             self.eval_scenes = self.train_scenes
         else:
-            self.eval_scenes = self._scene_entries(self.eval_context_dataset)
+            self.eval_scenes = self._scene_entries(self.eval_context_dataset, training=False)
         scenes = {s.scene_idx: s for s in self.train_scenes}
         scenes.update({s.scene_idx: s for s in self.eval_scenes})
         default = None
@@ -179,31 +191,32 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
 
     # ------------------------------------------------------------------ batches
     def _scene_images(self, entry: SceneEntry) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """All images (uint8, background-composited) and depths of a scene, cached per scene."""
+        """All images (uint8 RGBA) and depths of a scene, cached per scene."""
         return self._images.get_or_compute(id(entry), lambda: self._load_scene_images(entry))
 
     def _load_scene_images(self, entry: SceneEntry) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         ds = entry.dataset
-        bg = self.context_provider.background
-        rgb, depth = [], []
+        rgba, depth = [], []
         for i in entry.image_indices:
-            rgba = ds.get_rgba(i)
-            rgb.append(((rgba[..., :3] * rgba[..., 3:] + bg * (1 - rgba[..., 3:])) * 255 + 0.5).to(torch.uint8))
+            # alpha kept: the model composites targets on its own background (white, black or random)
+            rgba.append((ds.get_rgba(i) * 255 + 0.5).to(torch.uint8))
             depth.append(ds.get_depth(i))
-        shapes = {tuple(r.shape) for r in rgb}
+        shapes = {tuple(r.shape) for r in rgba}
         if len(shapes) > 1:
             raise ValueError(f"scene {entry.name}: images of different sizes {sorted(shapes)} are not supported")
-        return torch.stack(rgb), torch.stack(depth) if all(d is not None for d in depth) else None
+        return torch.stack(rgba), torch.stack(depth) if all(d is not None for d in depth) else None
 
-    def _ray_batch(self, entry: SceneEntry, generator: RayGenerator, num_rays: int, with_points: bool) -> Tuple:
+    def _ray_batch(self, entry: SceneEntry, generator: RayGenerator, num_rays: int, training: bool) -> Tuple:
         images, depths = self._scene_images(entry)
         local = {g: i for i, g in enumerate(entry.image_indices)}
-        time = None
-        target_indices = entry.target_indices
+        time, source_set = None, None
+        if training and entry.source_pool:  # a source set of the scene's pool (evaluation: the fixed sources)
+            source_set = int(torch.randint(len(entry.source_pool), (1,), generator=self.generator))
+        target_indices = entry.targets(source_set)
         if entry.dynamic:  # one moment per step: rays of that time, encoded at that time
             values = entry.time_values
             time = values[int(torch.randint(len(values), (1,), generator=self.generator))]
-            target_indices = entry.targets_at(time)
+            target_indices = entry.targets_at(time, source_set)
         targets = torch.tensor([local[i] for i in target_indices])
         pick = targets[torch.randint(len(targets), (num_rays,), generator=self.generator)]
         h, w = images.shape[1:3]
@@ -214,10 +227,11 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         batch: Dict = {"image": images[pick, ys, xs].float() / 255.0, "indices": indices}
         if depths is not None:
             batch["depth"] = depths[pick, ys, xs]
-        n_points = self.config.num_query_points if with_points else 0
+        n_points = self.config.num_query_points if training else 0
         batch["context"] = self.context_provider.context(
-            entry.scene_idx, n_points, self.generator, time=time, fractions=self.config.point_fractions
-        )
+            entry.scene_idx, n_points, self.generator, time=time, source_set=source_set,
+            fractions=self.config.point_fractions,
+        )  # fmt: skip
         ray_bundle: RayBundle = generator(indices.to(self.device))
         return ray_bundle, batch
 
@@ -254,7 +268,7 @@ def subset_outputs(outputs: DataparserOutputs, keep: List[int]) -> DataparserOut
             metadata[key] = [metadata[key][i] for i in keep]
     return DataparserOutputs(
         image_filenames=[outputs.image_filenames[i] for i in keep],
-        cameras=outputs.cameras[torch.tensor(keep)],
+        cameras=outputs.cameras[torch.tensor(keep, dtype=torch.long)],
         alpha_color=outputs.alpha_color,
         scene_box=outputs.scene_box,
         mask_filenames=[outputs.mask_filenames[i] for i in keep] if outputs.mask_filenames else None,

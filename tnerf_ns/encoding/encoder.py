@@ -14,7 +14,7 @@ from jaxtyping import Float
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor, nn
 
-from tnerf_ns.backbone import VGGT, build_vggt, get_vggt_config, load_vggt
+from tnerf_ns.backbone import VGGT, VGGTLoadError, build_vggt, get_vggt_config, load_vggt
 from tnerf_ns.backbone.preprocess import resize_to_width
 from tnerf_ns.encoding.cache import BackboneOutputCache, LRUCache, weights_fingerprint
 from tnerf_ns.geometry import CanonicalBox
@@ -27,6 +27,18 @@ if TYPE_CHECKING:  # the model config carries the encoder's settings (flat, so t
 
 PLANE_CACHE_SIZE = 8
 """Scenes whose predicted planes stay cached while the weights do not change (evaluation, viewer)."""
+
+
+def load_backbone(weights: str, backbone: str) -> VGGT:
+    """Pre-trained VGGT weights, or one error that names the ways out (before any training starts)."""
+    try:
+        return load_vggt(weights, backbone)
+    except VGGTLoadError as err:
+        raise VGGTLoadError(
+            f"{err}\n\nT-NeRF cannot start without its backbone weights ({weights!r} for {backbone}). Either pass a "
+            "local copy: --pipeline.model.backbone-weights /path/to/model.safetensors (or its folder), or use the "
+            "small backbone, which needs no download: --pipeline.model.backbone vggt-small."
+        ) from None
 
 
 class SceneEncoder(nn.Module):
@@ -44,14 +56,14 @@ class SceneEncoder(nn.Module):
         super().__init__()
         self.config = cfg = config
         patch = get_vggt_config(cfg.backbone).patch_size
-        if cfg.backbone_image_width % patch:
-            raise ValueError(
-                f"--pipeline.model.backbone-image-width {cfg.backbone_image_width} is not a multiple of {patch}"
-            )
+        self.image_width = cfg.resolved_image_width
+        if self.image_width % patch:
+            raise ValueError(f"--pipeline.model.backbone-image-width {self.image_width} is not a multiple of {patch}")
         self.box = box
         self._hidden: Dict[str, VGGT] = {}
-        if cfg.backbone_weights:
-            vggt = load_vggt(cfg.backbone_weights, cfg.backbone)
+        weights = cfg.resolved_backbone_weights
+        if weights:
+            vggt = load_backbone(weights, cfg.backbone)
             self._hidden["backbone"] = vggt  # frozen and reloaded from its source: kept out of checkpoints
             self.trainable_backbone = False
         else:
@@ -64,7 +76,7 @@ class SceneEncoder(nn.Module):
             self.backbone = vggt
             self.trainable_backbone = trainable
         self.latent_head = LatentHead(vggt.config, cfg.feature_dim)
-        if cfg.backbone_weights and cfg.init_head_from_point_head and vggt.point_head is not None:
+        if weights and cfg.init_head_from_point_head and vggt.point_head is not None:
             n = self.latent_head.init_from_point_head(vggt.point_head)
             CONSOLE.print(f"LatentHead trunk: {n} tensors initialised from VGGT's point head")
         self.lifter = TriplaneLifter(
@@ -104,9 +116,7 @@ class SceneEncoder(nn.Module):
     def resize(self, images: Tensor, intrinsics: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
         """Photos to the backbone's input width on this device; intrinsics follow."""
         intrinsics = None if intrinsics is None else intrinsics.to(self.device)
-        return resize_to_width(
-            images.to(self.device), self.config.backbone_image_width, self.vggt.patch_size, intrinsics
-        )
+        return resize_to_width(images.to(self.device), self.image_width, self.vggt.patch_size, intrinsics)
 
     def check_source_budget(self, ctx: SceneContext, images: Tensor) -> None:
         groups = 2 if ctx.images_t1 is not None else 1

@@ -19,6 +19,7 @@ from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.fields.base_field import Field
 from torch import Tensor, nn
 
+from tnerf_ns.geometry import CanonicalBox
 from tnerf_ns.triplane import sample_planes, sample_triplane
 
 __all__ = ["TriplaneField", "sample_triplane"]
@@ -81,8 +82,13 @@ class TriplaneField(Field):
             if directions is None:
                 directions = torch.zeros_like(points)
                 directions[:, 2] = 1.0
-            c = c.addmm_(self.direction_encoding((directions + 1.0) / 2.0), wc[:, h.shape[1] :].T)
+            c = c.addmm_(self.encode_directions(directions), wc[:, h.shape[1] :].T)
         return density, torch.sigmoid(self.color_out(F.relu_(c)))
+
+    def encode_directions(self, directions: Float[Tensor, "n 3"]) -> Float[Tensor, "n k"]:
+        """Real spherical harmonics of the unit view directions (nerfstudio's torch SH takes unit vectors; only the
+        tcnn encoding wants them mapped to [0, 1])."""
+        return self.direction_encoding(F.normalize(directions, dim=-1))
 
     # The plain nerfstudio Field entry points cannot know which scene's planes to use.
     def get_density(self, ray_samples: RaySamples) -> Tuple[Tensor, Tensor]:
@@ -92,15 +98,16 @@ class TriplaneField(Field):
         raise NotImplementedError("TriplaneField needs the scene's planes: use get_outputs_with_planes or decode")
 
     def get_outputs_with_planes(
-        self, ray_samples: RaySamples, planes: Tensor, to_canonical
+        self, ray_samples: RaySamples, planes: Tensor, box: CanonicalBox
     ) -> Dict[FieldHeadNames, Tensor]:
-        """Density and colour for ray samples; ``to_canonical`` maps sample positions into the canonical box."""
-        positions = to_canonical(ray_samples.frustums.get_positions())
+        """Density **per dataset unit** (what nerfstudio integrates over the samples' dataset-unit steps) and colour
+        for ray samples in dataset coordinates; ``box`` maps them into the canonical box."""
+        positions = box.to_canonical(ray_samples.frustums.get_positions())
         shape = positions.shape[:-1]
         directions = ray_samples.frustums.directions.reshape(-1, 3)
         # samples outside the canonical box carry nothing (the planes only cover the box); clamping keeps the MLP's
         # inputs bounded for them
         inside = (positions.abs() <= 1.0 + 1e-4).all(-1, keepdim=True).reshape(-1, 1)
         density, rgb = self.decode(planes, positions.reshape(-1, 3).clamp(-1.1, 1.1), directions)
-        density = density * inside
+        density = density * inside / box.half_extent  # per canonical unit -> per dataset unit
         return {FieldHeadNames.DENSITY: density.reshape(*shape, 1), FieldHeadNames.RGB: rgb.reshape(*shape, 3)}

@@ -119,7 +119,8 @@ class TriplaneLifter(nn.Module):
         )
 
     def splat(self, points: Tensor, features: Tensor, weights: Tensor) -> Tuple[Tensor, Tensor]:
-        """Normalised plane inputs ``[3, f + 1, R, R]`` and accumulated weights ``[3, R, R]``."""
+        """Points ``[s, h, w, 3]`` of s views -> normalised plane inputs ``[3, f + 1, R, R]`` and accumulated weights
+        ``[3, R, R]``."""
         r = self.resolution
         pts = points.reshape(-1, 3)
         feats = features.reshape(pts.shape[0], -1)
@@ -128,8 +129,10 @@ class TriplaneLifter(nn.Module):
         coords = plane_coordinates(grid)  # [3, n, 2] (column, row)
         values = torch.stack([torch.cat([feats, pts[:, m : m + 1]], dim=-1) for m in MISSING_AXIS])
         acc, wsum = bilinear_splat(coords, values, wts.expand(3, -1), (r, r))
-        mean = acc / wsum.clamp_min(1e-6)[:, None]
-        occ = (wsum / (wsum + self.empty_softness))[:, None]
+        mean = acc / wsum.clamp_min(1e-6)[:, None]  # features averaged with the predicted splat weights
+        # occupancy from the weight per source view, so that it means the same for 2 views as for 8
+        per_view = wsum / max(points.shape[0], 1)
+        occ = (per_view / (per_view + self.empty_softness))[:, None]
         planes_in = occ * mean + (1 - occ) * self.empty[:, :, None, None]
         return torch.cat([planes_in, occ], dim=1), wsum
 

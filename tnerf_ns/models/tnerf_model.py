@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.nn import Parameter
 
 from tnerf_ns import losses
+from tnerf_ns.backbone.loading import DEFAULT_REPO, PRESET_INPUT_WIDTH, PRESET_WEIGHTS
 from tnerf_ns.encoding import SceneEncoder
 from tnerf_ns.fields.triplane_field import TriplaneField
 from tnerf_ns.geometry import CanonicalBox
@@ -37,15 +38,17 @@ class TNeRFModelConfig(ModelConfig):
     """Feed-forward tri-plane radiance field on a VGGT backbone."""
 
     _target: Type = field(default_factory=lambda: TNeRFModel)
-    backbone: Literal["vggt-small", "vggt-1b"] = "vggt-small"
-    """VGGT configuration: the real VGGT-1B, or the small config (random init; tests, CPU demos, offline)."""
-    backbone_weights: Optional[str] = None
-    """Pre-trained weights: Hugging Face repo id (e.g. facebook/VGGT-1B), file or folder. None: random init,
-    saved with the checkpoints. Pre-trained weights are not saved; they are reloaded from here."""
+    backbone: Literal["vggt-small", "vggt-1b"] = "vggt-1b"
+    """VGGT configuration: VGGT-1B (the method), or the small config (tests, CPU demos, offline machines)."""
+    backbone_weights: Optional[str] = DEFAULT_REPO
+    """Pre-trained weights (frozen, not saved: reloaded from here): Hugging Face repo id, file or folder. The default
+    follows --pipeline.model.backbone: facebook/VGGT-1B for vggt-1b; vggt-small has no published weights and starts
+    from random init, trained with the model and saved in its checkpoints (as does None)."""
     train_backbone: bool = True
     """Train the backbone too (only without pre-trained weights; VGGT-1B always stays frozen)."""
-    backbone_image_width: int = 140
-    """Width the source photos are resized to for the backbone (multiple of 14; 518 for VGGT-1B)."""
+    backbone_image_width: Optional[int] = None
+    """Width the source photos are resized to for the backbone (multiple of 14). None: the preset's, 518 for
+    vggt-1b, 140 for vggt-small."""
     max_source_tokens: int = 200_000
     """Refuse source sets with more patch tokens than this (views x patches per view): global attention is quadratic
     in it, so more views than memory allows fail with a clear message instead of exhausting the machine."""
@@ -111,6 +114,17 @@ class TNeRFModelConfig(ModelConfig):
     compute_lpips: bool = True
     """Report LPIPS when its AlexNet weights can be loaded (offline machines: skipped with a warning)."""
 
+    @property
+    def resolved_backbone_weights(self) -> Optional[str]:
+        """The weights to load (None: random init), after the preset default is applied."""
+        if self.backbone_weights == DEFAULT_REPO:
+            return PRESET_WEIGHTS[self.backbone]
+        return self.backbone_weights
+
+    @property
+    def resolved_image_width(self) -> int:
+        return self.backbone_image_width or PRESET_INPUT_WIDTH[self.backbone]
+
     def make_encoder(self, box: CanonicalBox) -> SceneEncoder:
         """The encoder this configuration describes (the dynamic configuration returns the dynamic one)."""
         return SceneEncoder(self, box)
@@ -171,13 +185,13 @@ class TNeRFModel(Model):
         """Hierarchical volume rendering of rays through one scene's tri-plane."""
         ray_bundle = self.collider(ray_bundle)
         coarse_samples = self.sampler_uniform(ray_bundle)
-        coarse = self.field.get_outputs_with_planes(coarse_samples, planes, self.box.to_canonical)
+        coarse = self.field.get_outputs_with_planes(coarse_samples, planes, self.box)
         coarse_weights = coarse_samples.get_weights(coarse[FieldHeadNames.DENSITY])
         rgb_coarse = self.renderer_rgb(rgb=coarse[FieldHeadNames.RGB], weights=coarse_weights)
         # importance samples follow the coarse weights but are not a function to learn through (and the PDF
         # inversion's 0/0 guards would turn into NaN gradients)
         fine_samples = self.sampler_pdf(ray_bundle, coarse_samples, coarse_weights.detach())
-        fine = self.field.get_outputs_with_planes(fine_samples, planes, self.box.to_canonical)
+        fine = self.field.get_outputs_with_planes(fine_samples, planes, self.box)
         weights = fine_samples.get_weights(fine[FieldHeadNames.DENSITY])
         rgb = self.renderer_rgb(rgb=fine[FieldHeadNames.RGB], weights=weights)
         accumulation = self.renderer_accumulation(weights)
