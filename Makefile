@@ -42,9 +42,12 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 # Every speed benchmark (backbone, backbone cache, grid renderer, tri-plane field, encoding scaling, dynamic scenes)
-# into docs/results/benchmarks.md; CPU here, CUDA when present. `scripts/benchmark_all.py --quick`: a smoke test.
+# into docs/results/benchmarks.md, and the two rendering paths on the demo's checkpoint (make demo first; without
+# it a tiny model is trained) into docs/results/render_speed.md; CPU here, CUDA when present.
 bench: setup
-	$(PY) scripts/benchmark_all.py
+	$(PY) scripts/benchmark_all.py --out docs/results/benchmarks.md
+	$(PY) scripts/benchmark_render.py --out docs/results/render_speed.md \
+		$(if $(wildcard demo_output/runs/demo/tnerf/run/config.yml),,--quick)
 
 # Wheels a bare CUDA machine (Python 3.12, torch, numpy 2, scientific stack, no nerfstudio) needs besides its own
 # stack, from the pinned scripts/gpu_wheels.txt into the git-ignored .gpu-wheels/ (at most 30 MiB); the proof that

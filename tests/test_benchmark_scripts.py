@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 
@@ -48,3 +50,16 @@ def test_compare_methods_runs_tnerf_and_nerfacto(trained, scenes, tmp_path):
 def test_benchmark_dynamic_prints_step_versus_full():
     proc = run("scripts/benchmark_dynamic.py", "--frames", "2", "--size", "28", "--repeats", "1", "--device", "cpu")
     assert "extra time step" in proc.stdout and "flow" in proc.stdout
+
+
+@pytest.mark.slow
+def test_benchmark_render_quick_compares_both_paths(tmp_path):
+    """Trains its own tiny model (which must beat the empty field by 3 dB) and ends with the summary line."""
+    proc = run("scripts/benchmark_render.py", "--quick", "--sizes", "48", "96", "--views", "2", "--out",
+               str(tmp_path / "render.md"))  # fmt: skip
+    last = proc.stdout.strip().splitlines()[-1]
+    number = r"-?\d+\.\d+"
+    assert re.fullmatch(rf"speedup {number}x at PSNR difference {number} dB \(reference {number} dB, empty field "
+                        rf"{number} dB\)", last), last  # fmt: skip
+    table = (tmp_path / "render.md").read_text()
+    assert "| hierarchical |" in table and "| occupancy |" in table

@@ -135,6 +135,7 @@ def tiny_pipeline(data, **dm):
     m = cfg.model
     m.triplane_resolution, m.triplane_channels, m.feature_dim = 8, 4, 4
     m.num_coarse_samples, m.num_fine_samples, m.backbone_image_width = 4, 4, 28
+    m.backbone = "vggt-small"
     return cfg
 
 
@@ -191,10 +192,11 @@ def test_pretrained_checkpoint_that_runs_code_is_refused(small_scenes, tmp_path,
 
 
 def test_interrupted_training_resumes_exactly(small_scenes, tmp_path):
-    """6 steps straight == 3 steps, stop, resume with --load-dir for 3 more (same step, same weights)."""
+    """6 steps straight == 3 steps, stop, resume with --load-dir for 3 more (same step, same weights). The learning
+    rates decay over --schedule-steps, the whole run's length (by default each invocation's own length)."""
     common = ["--machine.device-type", "cpu", "--output-dir", str(tmp_path), "--experiment-name", "r",
               "--steps-per-eval-batch", "1000", "--steps-per-eval-image", "1000", "--steps-per-save", "1",
-              "--pipeline.model.compute-lpips", "False", *TINY_MODEL]  # fmt: skip
+              "--schedule-steps", "6", "--pipeline.model.compute-lpips", "False", *TINY_MODEL]  # fmt: skip
     ns("ns-train", "tnerf", *common, "--max-num-iterations", "6", "--timestamp", "straight", "tnerf-scenes", "--data",
        str(small_scenes))  # fmt: skip
     ns("ns-train", "tnerf", *common, "--max-num-iterations", "3", "--timestamp", "part", "tnerf-scenes", "--data",

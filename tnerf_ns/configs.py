@@ -38,8 +38,8 @@ class TNeRFTrainerConfig(TrainerConfig):
 
     _target: Type = field(default_factory=lambda: TNeRFTrainer)
     schedule_steps: Optional[int] = None
-    """Steps over which every learning rate decays to its final value. None: the run's --max-num-iterations (a short
-    run decays fully, a long one slowly)."""
+    """Steps over which every learning rate decays to its final value. None: this invocation's --max-num-iterations
+    (a short run decays fully, a long one slowly); pass the total when a run is split and resumed with --load-dir."""
 
 
 def _optimizers(lr: float, max_steps: int) -> dict:

@@ -6,12 +6,15 @@ may have nothing to supervise (no valid pixel, no occupied point) return ``None`
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from tnerf_ns.heads.triplane_lifting import LiftedViews
 
 
 def photometric_loss(pred: Float[Tensor, "n 3"], target: Float[Tensor, "n 3"]) -> Tensor:
@@ -76,6 +79,25 @@ def source_depth_loss(
     if not mask.any():
         return None
     return (fraction[mask] - fraction_gt[mask]).abs().mean()
+
+
+def source_view_losses(
+    lifted: LiftedViews, alpha: Float[Tensor, "s H W"], depth: Optional[Float[Tensor, "s H W"]], half_extent: Tensor
+) -> Dict[str, Optional[Tensor]]:
+    """The lifting supervised on its source views: splat weight against opacity, depth (as a fraction of the ray in
+    the box) against z-depth. Ground truth at the source resolution (depth in dataset units) is pooled to the lifted
+    maps' size first."""
+    h, w = lifted.t.shape[-2:]
+    alpha = F.adaptive_avg_pool2d(alpha[:, None], (h, w))[:, 0]
+    out: Dict[str, Optional[Tensor]] = {
+        "source_weight_loss": source_weight_loss(lifted.weight_logit, alpha, lifted.valid)
+    }
+    if depth is not None:
+        z = F.interpolate(depth[:, None], size=(h, w), mode="nearest")[:, 0] / half_extent
+        out["source_depth_loss"] = source_depth_loss(
+            lifted.fraction, lifted.t_near, lifted.t_far, lifted.dir_norm, z, lifted.valid, alpha
+        )
+    return out
 
 
 def triplane_l2(planes: Float[Tensor, "3 c r r"]) -> Float[Tensor, ""]:

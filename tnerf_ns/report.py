@@ -108,6 +108,8 @@ def write_report(
     lines = [
         "# T-NeRF demo report",
         "",
+        "## Held-out scenes",
+        "",
         f"Held-out scenes (never seen in training), {baseline['images']} target views, source views excluded.",
         "",
         "| method | PSNR | SSIM | LPIPS |",
@@ -122,9 +124,9 @@ def write_report(
     if "depth_abs_rel" in results:
         lines += [f"Depth abs-rel error on the held-out views: {results['depth_abs_rel']:.3f}.", ""]
     if timings:
-        lines += ["| stage | seconds |", "|---|---:|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]
+        lines += ["## Timings", "", "| stage | seconds |", "|---|---:|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]
     if grid_png is not None:
-        lines += ["Source views, prediction and ground truth (one held-out scene per row):", "",
+        lines += ["## Pictures", "", "Source views, prediction and ground truth (one held-out scene per row):", "",
                   f"![predictions]({grid_png.name})", ""]  # fmt: skip
     if video is not None:
         lines += [f"Spiral video around the default held-out scene: [{video.name}]({video.name})", ""]

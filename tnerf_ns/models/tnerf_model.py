@@ -13,9 +13,6 @@ import torch
 import torch.nn.functional as F
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
-from nerfstudio.field_components.field_heads import FieldHeadNames
-from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
-from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
 from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colormaps
 from torch import Tensor
@@ -23,13 +20,13 @@ from torch.nn import Parameter
 
 from tnerf_ns import losses
 from tnerf_ns.backbone.loading import DEFAULT_REPO, PRESET_INPUT_WIDTH, PRESET_WEIGHTS
-from tnerf_ns.encoding import SceneEncoder
+from tnerf_ns.encoding import LRUCache, SceneEncoder
+from tnerf_ns.encoding.encoder import PLANE_CACHE_SIZE
 from tnerf_ns.fields.triplane_field import TriplaneField
 from tnerf_ns.geometry import CanonicalBox
-from tnerf_ns.heads.triplane_lifting import LiftedViews
-from tnerf_ns.models.box_collider import BoxCollider
 from tnerf_ns.models.checkpoints import load_model_weights, migrate_state_dict
 from tnerf_ns.models.image_metrics import ImageMetrics
+from tnerf_ns.models.triplane_renderer import TriplaneRenderer
 from tnerf_ns.scene_context import ContextSource, SceneContext
 
 
@@ -111,6 +108,15 @@ class TNeRFModelConfig(ModelConfig):
     """Tri-plane regulariser: mean squared feature magnitude."""
     triplane_tv_mult: float = 1e-3
     """Tri-plane regulariser: total variation."""
+    eval_sampler: Literal["occupancy", "hierarchical"] = "occupancy"
+    """Rendering of whole images (ns-eval, ns-render, viewer): skip empty space with a per-scene occupancy grid of the
+    predicted density, or the training path (48 uniform + 48 importance samples per ray, the reference)."""
+    occupancy_resolution: int = 64
+    """Cells per side of the occupancy grid (built once per prediction, 8 density samples per cell)."""
+    occupancy_threshold: float = 0.01
+    """A cell is occupied when a one-cell step through it is at least this opaque (then dilated by one cell)."""
+    occupancy_step: float = 1 / 128
+    """Step along the rays of the occupancy path, in canonical units (the box is 2 long)."""
     compute_lpips: bool = True
     """Report LPIPS when its AlexNet weights can be loaded (offline machines: skipped with a warning)."""
 
@@ -145,17 +151,19 @@ class TNeRFModel(Model):
         self.field = TriplaneField(
             cfg.triplane_channels, cfg.mlp_width, cfg.mlp_layers, cfg.position_frequencies, cfg.direction_levels
         )
-        self.collider = BoxCollider(self.scene_box.aabb.float())
-        self.sampler_uniform = UniformSampler(num_samples=cfg.num_coarse_samples)
-        self.sampler_pdf = PDFSampler(num_samples=cfg.num_fine_samples, include_original=True)
-        self.renderer_rgb = RGBRenderer(background_color=cfg.background_color)
-        self.renderer_accumulation = AccumulationRenderer()
-        self.renderer_depth = DepthRenderer(method="expected")
+        self.renderer = TriplaneRenderer(cfg, self.box, self.scene_box.aabb)
+        self.renderer_rgb = self.renderer.renderer_rgb
+        self.occupancy_cache = LRUCache(PLANE_CACHE_SIZE)
         self.metrics = ImageMetrics(cfg.compute_lpips)
         # checkpoints written before the encoder module name its parts at the top level
         self.register_load_state_dict_pre_hook(lambda module, state, prefix, *args: migrate_state_dict(state, prefix))
         if cfg.pretrained is not None:
             load_model_weights(self, cfg.pretrained)
+
+    def train(self, mode: bool = True) -> "TNeRFModel":
+        super().train(mode)
+        self.occupancy_cache.clear()  # the field is about to change (or just did)
+        return self
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         groups = {"fields": self.encoder.trainable_parameters() + list(self.field.parameters())}
@@ -182,24 +190,13 @@ class TNeRFModel(Model):
 
     # ------------------------------------------------------------------ rendering
     def render(self, ray_bundle: RayBundle, planes: Tensor) -> Dict[str, Tensor]:
-        """Hierarchical volume rendering of rays through one scene's tri-plane."""
-        ray_bundle = self.collider(ray_bundle)
-        coarse_samples = self.sampler_uniform(ray_bundle)
-        coarse = self.field.get_outputs_with_planes(coarse_samples, planes, self.box)
-        coarse_weights = coarse_samples.get_weights(coarse[FieldHeadNames.DENSITY])
-        rgb_coarse = self.renderer_rgb(rgb=coarse[FieldHeadNames.RGB], weights=coarse_weights)
-        # importance samples follow the coarse weights but are not a function to learn through (and the PDF
-        # inversion's 0/0 guards would turn into NaN gradients)
-        fine_samples = self.sampler_pdf(ray_bundle, coarse_samples, coarse_weights.detach())
-        fine = self.field.get_outputs_with_planes(fine_samples, planes, self.box)
-        weights = fine_samples.get_weights(fine[FieldHeadNames.DENSITY])
-        rgb = self.renderer_rgb(rgb=fine[FieldHeadNames.RGB], weights=weights)
-        accumulation = self.renderer_accumulation(weights)
-        depth = self.renderer_depth(weights, fine_samples)
-        outputs = {"rgb": rgb, "rgb_coarse": rgb_coarse, "accumulation": accumulation, "depth": depth}
-        if ray_bundle.metadata and "directions_norm" in ray_bundle.metadata:
-            outputs["z_depth"] = depth / ray_bundle.metadata["directions_norm"]
-        return outputs
+        """Hierarchical volume rendering of rays through one scene's tri-plane (training; the reference path)."""
+        return self.renderer.hierarchical(ray_bundle, planes, self.field)
+
+    def render_fast(self, ray_bundle: RayBundle, planes: Tensor, key: tuple) -> Dict[str, Tensor]:
+        """Rendering with empty-space skipping; the occupancy grid of the prediction ``key`` is built once."""
+        grid = self.occupancy_cache.get_or_compute(key, lambda: self.renderer.occupancy_grid(planes, self.field))
+        return self.renderer.fast(ray_bundle, planes, self.field, grid)
 
     def forward(self, ray_bundle: RayBundle, context: Optional[SceneContext] = None) -> Dict:  # type: ignore[override]
         return self.get_outputs(ray_bundle, context)
@@ -223,15 +220,18 @@ class TNeRFModel(Model):
 
     @torch.no_grad()
     def get_outputs_for_camera(self, camera: Cameras, obb_box=None) -> Dict[str, Tensor]:
-        """Encode the camera's scene once (cached), then render the image in chunks."""
-        planes = self.encoder.encode_cached(self.context_for_camera(camera))
+        """Encode the camera's scene once (cached), then render the image in chunks (``eval_sampler``)."""
+        ctx = self.context_for_camera(camera)
+        planes = self.encoder.encode_cached(ctx)
         bundle = camera.generate_rays(camera_indices=0, keep_shape=True, obb_box=obb_box)
         height, width = bundle.origins.shape[:2]
         chunks: Dict[str, List[Tensor]] = {}
         n, step = height * width, self.config.eval_num_rays_per_chunk
+        fast = self.config.eval_sampler == "occupancy" and not self.training
         for start in range(0, n, step):
-            chunk = bundle.get_row_major_sliced_ray_bundle(start, start + step)
-            for key, value in self.render(chunk.to(self.device), planes).items():
+            chunk = bundle.get_row_major_sliced_ray_bundle(start, start + step).to(self.device)
+            out = self.render_fast(chunk, planes, self.encoder.cache_key(ctx)) if fast else self.render(chunk, planes)
+            for key, value in out.items():
                 chunks.setdefault(key, []).append(value)
         return {k: torch.cat(v).view(height, width, -1) for k, v in chunks.items()}
 
@@ -272,32 +272,19 @@ class TNeRFModel(Model):
                         outputs["point_rgb"], pts.rgb.to(self.device), (pts.kind == 0).to(self.device)
                     )
                     terms["point_rgb_loss"] = (cfg.point_rgb_loss_mult, colour)
-            terms.update(self._source_terms(outputs.get("lifted"), batch.get("context")))
+            ctx = batch.get("context")
+            if outputs.get("lifted") is not None and ctx is not None:
+                depth = None if ctx.depth is None else ctx.depth.to(self.device)
+                src = losses.source_view_losses(outputs["lifted"], ctx.alpha.to(self.device), depth, half)
+                for name in ("source_weight_loss", "source_depth_loss"):
+                    mult = getattr(cfg, f"{name}_mult")
+                    if mult > 0 and name in src:
+                        terms[name] = (mult, src[name])
             if cfg.triplane_l2_mult > 0:
                 terms["triplane_l2"] = (cfg.triplane_l2_mult, losses.triplane_l2(outputs["planes"]))
             if cfg.triplane_tv_mult > 0:
                 terms["triplane_tv"] = (cfg.triplane_tv_mult, losses.triplane_tv(outputs["planes"]))
         return {name: mult * value for name, (mult, value) in terms.items() if value is not None}
-
-    def _source_terms(self, lifted: Optional[LiftedViews], ctx: Optional[SceneContext]) -> Dict[str, Tuple]:
-        """Supervise the lifting on the source views: depth (as a fraction of the ray in the box) and weight."""
-        cfg = self.config
-        if lifted is None or ctx is None:
-            return {}
-        terms: Dict[str, Tuple] = {}
-        h, w = lifted.t.shape[-2:]
-        alpha = F.adaptive_avg_pool2d(ctx.alpha.to(self.device)[:, None], (h, w))[:, 0]
-        if cfg.source_weight_loss_mult > 0:
-            weight = losses.source_weight_loss(lifted.weight_logit, alpha, lifted.valid)
-            terms["source_weight_loss"] = (cfg.source_weight_loss_mult, weight)
-        if cfg.source_depth_loss_mult > 0 and ctx.depth is not None:
-            depth = ctx.depth.to(self.device)[:, None]
-            z = F.interpolate(depth, size=(h, w), mode="nearest")[:, 0] / self.box.half_extent
-            depth_term = losses.source_depth_loss(
-                lifted.fraction, lifted.t_near, lifted.t_far, lifted.dir_norm, z, lifted.valid, alpha
-            )
-            terms["source_depth_loss"] = (cfg.source_depth_loss_mult, depth_term)
-        return terms
 
     def get_image_metrics_and_images(
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
