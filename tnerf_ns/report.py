@@ -124,7 +124,11 @@ def write_report(
     if "depth_abs_rel" in results:
         lines += [f"Depth abs-rel error on the held-out views: {results['depth_abs_rel']:.3f}.", ""]
     if timings:
-        lines += ["## Timings", "", "| stage | seconds |", "|---|---:|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()] + [""]
+        lines += (
+            ["## Timings", "", "| stage | seconds |", "|---|---:|"]
+            + [f"| {k} | {v:.0f} |" for k, v in timings.items()]
+            + [""]
+        )
     if grid_png is not None:
         lines += ["## Pictures", "", "Source views, prediction and ground truth (one held-out scene per row):", "",
                   f"![predictions]({grid_png.name})", ""]  # fmt: skip
