@@ -45,7 +45,7 @@ class Demo:
     """Rendered views per scene."""
     size: int = 96
     """Image side in pixels."""
-    iterations: int = 1500
+    iterations: int = 1200
     """Training iterations."""
     rays_per_batch: int = 512
     """Target rays per training step."""

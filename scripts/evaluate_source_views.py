@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterable, List
 
 import numpy as np
 import torch
@@ -63,7 +64,7 @@ def forget_predictions(pipeline) -> None:
     pipeline.datamanager.context_provider._contexts.clear()
 
 
-def score(pipeline, indices: List[int]) -> Dict[str, float]:
+def score(pipeline, indices: Iterable[int]) -> Dict[str, float]:
     """Mean PSNR/SSIM of feed-forward renders of eval images, and of the empty field (the background only)."""
     dataset = pipeline.datamanager.eval_dataset
     renderer = pipeline.model.renderer_rgb
@@ -118,7 +119,7 @@ class EvaluateSourceViews:
                 entry.source_indices = type(dm.context_provider).choose_sources(entry.dataset, entry.image_indices, k)
                 assert set(entry.source_indices) <= largest, "source sets are not nested"
             forget_predictions(pipeline)
-            results[f"K={k}"] = score(pipeline, list(track(indices, description=f"held-out K={k}", console=CONSOLE)))
+            results[f"K={k}"] = score(pipeline, track(indices, description=f"held-out K={k}", console=CONSOLE))
             CONSOLE.print(f"held-out K={k}: {results[f'K={k}']}")
         return results
 
@@ -141,7 +142,8 @@ class EvaluateSourceViews:
 
     def main(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        results = {"config": str(self.config), "held_out": self.held_out()}
+        results = {"config": str(self.config), "measured": datetime.now().isoformat(timespec="minutes")}
+        results["held_out"] = self.held_out()
         for scene in self.blender_scenes:
             if (scene / "transforms_train.json").is_file():
                 results[scene.name] = self.scene_mode(scene)
@@ -153,8 +155,8 @@ def write_markdown(folder: Path) -> None:
     """``method.md``: one row per label, data set and K, from every ``<label>.json`` of the folder."""
     lines = ["## Source views", "", "| measured | data | K | PSNR | SSIM | empty field PSNR | empty field SSIM | images |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for path in sorted(folder.glob("*.json")):
-        results = json.loads(path.read_text())
+    measured = {path: json.loads(path.read_text()) for path in folder.glob("*.json")}
+    for path, results in sorted(measured.items(), key=lambda item: (item[1].get("measured", ""), item[0].name)):
         for data, rows in results.items():
             if not isinstance(rows, dict):
                 continue

@@ -63,3 +63,15 @@ def test_benchmark_render_quick_compares_both_paths(tmp_path):
                         rf"{number} dB\)", last), last  # fmt: skip
     table = (tmp_path / "render.md").read_text()
     assert "| hierarchical |" in table and "| occupancy |" in table
+
+
+@pytest.mark.slow
+def test_evaluate_source_views_tabulates_every_k(trained, scenes, tmp_path):
+    run("scripts/evaluate_source_views.py", "--config", str(trained), "--views", "2", "3", "--blender-scenes",
+        str(scenes / "synth_000003"), "--scale", "1.0", "--scene-images", "2", "--label", "smoke", "--out",
+        str(tmp_path))  # fmt: skip
+    results = json.loads((tmp_path / "smoke.json").read_text())
+    assert set(results["held_out"]) == {"K=2", "K=3"} and set(results["synth_000003"]) == {"K=2", "K=3"}
+    for row in results["held_out"].values():  # every K scored on the same views, beside the empty field
+        assert row["images"] == results["held_out"]["K=2"]["images"] > 0 and row["empty_psnr"] > 0
+    assert "| smoke | held-out scenes | 3 |" in (tmp_path / "method.md").read_text()
