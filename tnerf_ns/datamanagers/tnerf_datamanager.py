@@ -8,6 +8,7 @@ removed from the evaluation images, so ``ns-eval`` never scores a view the model
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple, Type, Union
 
 import numpy as np
@@ -21,6 +22,7 @@ from nerfstudio.model_components.ray_generators import RayGenerator
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from tnerf_ns.data.dataset import TNeRFDataset
+from tnerf_ns.data.image_check import ImageCheckError, damaged_images
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
 from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry
 from tnerf_ns.encoding.cache import LRUCache
@@ -86,7 +88,7 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         self._build_scenes()
         # evaluation images are the eval split minus every view given to the model (and, for dynamic scenes, only the
         # intermediate times unless asked otherwise)
-        excluded = set()
+        excluded = set(self.unusable_eval_images)
         for scene in self.eval_scenes:
             if scene.dataset is not self.eval_context_dataset:
                 continue
@@ -137,14 +139,41 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
             )
         return entries
 
+    def _usable(self, entries: List[SceneEntry], single: bool) -> List[SceneEntry]:
+        """The scenes whose images all decode (checked once per file, cached); a damaged one is skipped with a
+        warning naming the file, or refused in scene mode (one scene: nothing left to train on)."""
+        usable = []
+        for entry in entries:
+            files = [Path(entry.dataset.image_filenames[i]) for i in entry.image_indices]
+            bad = damaged_images(files)
+            if not bad:
+                usable.append(entry)
+                continue
+            path, problem = next(iter(bad.items()))
+            more = f" (and {len(bad) - 1} more damaged images)" if len(bad) > 1 else ""
+            if single:
+                raise ImageCheckError(f"{path}: {problem}{more}; fix or remove the file (it is listed in the dataset)")
+            CONSOLE.print(f"[yellow]Skipping scene {entry.name}: {path}: {problem}{more}")
+            if entry.dataset is not self.train_dataset:
+                self.unusable_eval_images.extend(entry.image_indices)
+        return usable
+
     def _build_scenes(self) -> None:
-        self.train_scenes = self._scene_entries(self.train_dataset, training=True)
+        self.unusable_eval_images: List[int] = []
         single = not self.eval_context_dataset.metadata.get("scenes")
+        self.train_scenes = self._usable(self._scene_entries(self.train_dataset, training=True), single)
+        if not self.train_scenes:
+            raise ImageCheckError(f"{self.config.data}: no training scene has usable images (see the warnings above)")
         if single:
             # scene mode: evaluation cameras see the scene encoded from the train split's source views
             self.eval_scenes = self.train_scenes
+            eval_files = [Path(f) for f in self.eval_context_dataset.image_filenames]
+            bad = damaged_images(eval_files)
+            if bad:
+                path, problem = next(iter(bad.items()))
+                raise ImageCheckError(f"{path}: {problem}; fix or remove the file (it is listed in the dataset)")
         else:
-            self.eval_scenes = self._scene_entries(self.eval_context_dataset, training=False)
+            self.eval_scenes = self._usable(self._scene_entries(self.eval_context_dataset, training=False), single)
         scenes = {s.scene_idx: s for s in self.train_scenes}
         scenes.update({s.scene_idx: s for s in self.eval_scenes})
         default = None
