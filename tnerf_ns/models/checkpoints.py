@@ -1,4 +1,6 @@
-"""Reading T-NeRF checkpoints: safe loading, and the parameter names of checkpoints written by older versions."""
+"""Reading T-NeRF weights: nerfstudio checkpoints, exported heads (a folder or a Hugging Face repo holding
+``model.safetensors`` + ``config.json``, see ``scripts/export_head.py``), and the parameter names of checkpoints
+written by older versions. Safe loading only."""
 
 from __future__ import annotations
 
@@ -23,9 +25,36 @@ def migrate_state_dict(state: MutableMapping[str, Tensor], prefix: str = "") -> 
             state[f"{prefix}encoder.{rest}"] = state.pop(key)
 
 
+HEAD_WEIGHTS = "model.safetensors"
+"""File of an exported head (with ``config.json``, the model settings it needs, and ``README.md``, its card)."""
+
+
+def resolve_pretrained(source: Path) -> Path:
+    """A local checkpoint/head path as is; otherwise a Hugging Face repo id (``org/name``) downloaded (cached,
+    offline-aware through ``HF_HUB_OFFLINE``, safetensors only) to its local folder."""
+    path = Path(source).expanduser()
+    if path.exists():
+        return path
+    text = str(source)
+    if text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise FileNotFoundError(f"{source}: no such checkpoint file or folder (and not a Hugging Face repo id)")
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(text, allow_patterns=[HEAD_WEIGHTS, "config.json", "README.md"])
+    except Exception as err:  # offline, missing or gated repo: one clear message
+        raise FileNotFoundError(
+            f"{source}: cannot get this T-NeRF head from the Hugging Face Hub or its cache ({type(err).__name__}); "
+            "download the repo elsewhere and pass its local folder to --pipeline.model.pretrained"
+        ) from None
+    return Path(folder)
+
+
 def checkpoint_file(path: Path) -> Path:
-    """A ``step-*.ckpt`` file, or the latest one in a folder."""
+    """A ``step-*.ckpt`` file, the latest one in a folder, or an exported head's ``model.safetensors``."""
     path = Path(path)
+    if path.is_dir() and (path / HEAD_WEIGHTS).is_file():
+        return path / HEAD_WEIGHTS
     if path.is_dir():
         ckpts = sorted(path.glob("step-*.ckpt"))
         if not ckpts:
@@ -35,8 +64,17 @@ def checkpoint_file(path: Path) -> Path:
 
 
 def read_model_weights(path: Path) -> Dict[str, Tensor]:
-    """The model's weights of a nerfstudio checkpoint (safe loading only), with current parameter names."""
-    path = checkpoint_file(path)
+    """The model's weights of a nerfstudio checkpoint or an exported head (safe loading only), current names."""
+    path = checkpoint_file(resolve_pretrained(path))
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            weights = load_file(str(path))
+        except Exception as err:
+            raise RuntimeError(f"{path}: cannot read T-NeRF head ({err})") from err
+        migrate_state_dict(weights)
+        return weights
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)["pipeline"]
     except Exception as err:

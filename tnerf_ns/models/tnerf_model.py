@@ -60,7 +60,8 @@ class TNeRFModelConfig(ModelConfig):
     init_head_from_point_head: bool = True
     """With pre-trained backbone weights, start the LatentHead's DPT trunk from VGGT's point head."""
     pretrained: Optional[Path] = None
-    """A trained T-NeRF checkpoint (``step-*.ckpt`` or its folder) to start from, e.g. for scene mode."""
+    """Trained T-NeRF weights to start from (e.g. scene mode): a ``step-*.ckpt`` or its folder, an exported head
+    folder (scripts/export_head.py), or a Hugging Face repo id holding one."""
     feature_dim: int = 32
     """Per-pixel latent width of the LatentHead."""
     triplane_resolution: int = 64
