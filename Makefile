@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.tnerf-installed
 
-.PHONY: setup demo backbone-demo test test-fast lint bench gpu-check gpu-wheels clean-venv
+.PHONY: setup demo backbone-demo test test-fast fuzz lint bench gpu-check gpu-wheels clean-venv
 
 setup: $(STAMP)
 
@@ -31,6 +31,12 @@ test: setup
 
 test-fast: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q -m "not slow"
+
+# 400 hypothesis cases per reader (NeRF-MAE files, image files, dataset JSON): 1,200 in all; counts in
+# docs/results/fuzz.md (the test suite runs 40 per reader)
+fuzz: setup
+	rm -f docs/results/fuzz.md
+	TNERF_FUZZ_EXAMPLES=400 TNERF_FUZZ_REPORT=docs/results/fuzz.md $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py
 
 # On a CUDA machine: every GPU check, table in docs/results/gpu.md. Uses .venv when there is one, else the machine's
 # python3; on a bare machine (no nerfstudio) the script installs the missing wheels of .gpu-wheels/ (make gpu-wheels).

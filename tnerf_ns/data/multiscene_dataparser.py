@@ -179,6 +179,8 @@ class TNeRFScenes(DataParser):
                 raise SceneDatasetError(f"{meta_file}: missing or malformed camera fields ({err})") from err
             if (box[1] - box[0]).min() <= 0:
                 raise SceneDatasetError(f"{meta_file}: empty scene box {box.tolist()}")
+            if not isinstance(frames, list) or not frames:
+                raise SceneDatasetError(f"{meta_file}: 'frames' must be a non-empty list")
             centre = box.mean(0)
             to_unit = 2.0 * self.config.scene_scale / float((box[1] - box[0]).max())
             dynamic = bool(info.get("dynamic", False))
@@ -191,8 +193,11 @@ class TNeRFScenes(DataParser):
                 world_to_unit=to_unit, grids=grids, views_per_time=int(info.get("views_per_time", len(frames))),
             )  # fmt: skip
             for frame in frames:
-                image = _inside(folder, frame["file_path"], meta_file)
-                c2w = np.asarray(frame["transform_matrix"], dtype=np.float64)[:3]
+                try:
+                    image = _inside(folder, str(frame["file_path"]), meta_file)
+                    c2w = np.asarray(frame["transform_matrix"], dtype=np.float64)[:3]
+                except (KeyError, TypeError, ValueError) as err:
+                    raise SceneDatasetError(f"{meta_file}: malformed frame {str(frame)[:80]} ({err!r})") from err
                 if c2w.shape != (3, 4) or not np.isfinite(c2w).all():
                     raise SceneDatasetError(f"{meta_file}: bad transform_matrix for {frame['file_path']}")
                 c2w = c2w.copy()
