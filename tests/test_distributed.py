@@ -44,6 +44,8 @@ dist.barrier()
 dist.destroy_process_group()
 """
 
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
+
 
 @pytest.mark.parametrize("backbone", ["trained", "frozen-cached"])
 def test_two_gloo_ranks_train_disjoint_scenes_with_identical_parameters(tmp_path, backbone):

@@ -12,6 +12,8 @@ from conftest import REPO
 
 from tnerf_ns.models.checkpoints import read_model_weights, resolve_pretrained
 
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
+
 
 @pytest.fixture(scope="module")
 def head(trained, tmp_path_factory):

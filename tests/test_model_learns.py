@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from helpers import empty_psnr, ns
+
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
 
 MARGIN_DB = 3.0
 """Held-out PSNR above the empty field that the tiny run must reach (it measured about +4.8 dB at 150 steps)."""

@@ -13,8 +13,11 @@ import time
 import urllib.request
 
 import numpy as np
+import pytest
 from helpers import BIN, REPO, TINY_MODEL, empty_psnr, env, ns
 from PIL import Image
+
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
 
 
 def test_ns_eval_writes_metrics_and_real_images(trained, tmp_path):

@@ -13,6 +13,8 @@ from helpers import TINY_MODEL, make_scenes, ns, script
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
 from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManagerConfig
 
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
+
 
 @pytest.fixture(scope="module")
 def dynamic_scenes(tmp_path_factory):
