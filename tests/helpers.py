@@ -81,3 +81,15 @@ def empty_psnr(config: Path) -> float:
 
     _, pipeline, _, _ = eval_setup(config, test_mode="test")
     return empty_field_baseline(pipeline)["psnr"]
+
+
+def tiny_config(data: Path, parser=None):
+    """The tiny ``tnerf`` trainer configuration on CPU for ``data``: tnerf-scenes, or the given dataparser config."""
+    from tnerf_ns.configs import apply_tiny_settings, tnerf_trainer_config
+
+    config = apply_tiny_settings(tnerf_trainer_config())
+    config.machine.device_type = "cpu"
+    if parser is not None:
+        config.pipeline.datamanager.dataparser = parser
+    config.pipeline.datamanager.data = config.pipeline.datamanager.dataparser.data = data
+    return config

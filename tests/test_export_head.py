@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 from conftest import REPO
+from helpers import tiny_config
 
 from tnerf_ns.models.checkpoints import read_model_weights, resolve_pretrained
 
@@ -62,13 +63,8 @@ def test_hub_repo_ids_resolve_through_huggingface_hub(head, monkeypatch):
 def test_scene_mode_starts_from_an_exported_head(head, scenes):
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 
-    from tnerf_ns.configs import apply_tiny_settings, tnerf_trainer_config
-
-    config = apply_tiny_settings(tnerf_trainer_config())
-    config.machine.device_type = "cpu"
+    config = tiny_config(scenes / "synth_000003", BlenderDataParserConfig(data=scenes / "synth_000003"))
     config.pipeline.model.pretrained = head
-    config.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=scenes / "synth_000003")
-    config.pipeline.datamanager.data = scenes / "synth_000003"
     pipeline = config.pipeline.setup(device="cpu", test_mode="test")
     weights = read_model_weights(head)
     key = "field.trunk_in.weight"

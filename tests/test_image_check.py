@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tiny_config
 from PIL import Image
 
-from tnerf_ns.configs import apply_tiny_settings, tnerf_trainer_config
 from tnerf_ns.data import image_check
 from tnerf_ns.data.image_check import ImageCheckError, damaged_images
 
@@ -48,12 +48,7 @@ def test_truncated_empty_and_non_image_files_are_found(tmp_path):
 
 
 def pipeline_for(data: Path, parser=None):
-    config = apply_tiny_settings(tnerf_trainer_config())
-    config.machine.device_type = "cpu"
-    if parser is not None:
-        config.pipeline.datamanager.dataparser = parser
-    config.pipeline.datamanager.data = config.pipeline.datamanager.dataparser.data = data
-    return config.pipeline.setup(device="cpu", test_mode="val")
+    return tiny_config(data, parser).pipeline.setup(device="cpu", test_mode="val")
 
 
 def test_multi_scene_data_skips_a_damaged_scene_and_trains(scenes, tmp_path, capsys):

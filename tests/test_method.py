@@ -10,10 +10,10 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from helpers import BIN, REPO
+from helpers import BIN, REPO, tiny_config
 
 from tnerf_ns.backbone.loading import DEFAULT_REPO
-from tnerf_ns.configs import TINY_SETTINGS, apply_tiny_settings, tnerf_trainer_config
+from tnerf_ns.configs import TINY_SETTINGS
 from tnerf_ns.datamanagers.context import source_set_pool
 from tnerf_ns.fields.triplane_field import TriplaneField
 from tnerf_ns.heads.triplane_lifting import TriplaneLifter
@@ -54,11 +54,8 @@ def test_offline_vggt_1b_stops_before_training_naming_both_ways_out(scenes, tmp_
 
 # ---------------------------------------------------------------------------------------------- density units
 def scene_mode_pipeline(parser):
-    config = apply_tiny_settings(tnerf_trainer_config())
-    config.machine.device_type = "cpu"
+    config = tiny_config(parser.data, parser)
     config.pipeline.model.compute_lpips = False
-    config.pipeline.datamanager.dataparser = parser
-    config.pipeline.datamanager.data = parser.data
     return config.pipeline.setup(device="cpu", test_mode="val")
 
 
@@ -109,11 +106,8 @@ def test_targets_and_renders_share_the_background(scenes, background):
     opacity has zero photometric loss whatever the option (white-composited targets would not)."""
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
 
-    config = apply_tiny_settings(tnerf_trainer_config())
-    config.machine.device_type = "cpu"
+    config = tiny_config(scenes / "synth_000003", BlenderDataParserConfig(data=scenes / "synth_000003"))
     config.pipeline.model.background_color = background
-    config.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=scenes / "synth_000003")
-    config.pipeline.datamanager.data = scenes / "synth_000003"
     pipeline = config.pipeline.setup(device="cpu", test_mode="val")
     pipeline.train()
     _, batch = pipeline.datamanager.next_train(0)
@@ -160,10 +154,7 @@ def test_training_pool_spans_the_k_range_and_differs_from_set_to_set():
 
 
 def test_training_contexts_vary_k_and_evaluation_stays_fixed(scenes):
-    config = apply_tiny_settings(tnerf_trainer_config())
-    config.machine.device_type = "cpu"
-    config.pipeline.datamanager.data = config.pipeline.datamanager.dataparser.data = scenes
-    pipeline = config.pipeline.setup(device="cpu", test_mode="val")
+    pipeline = tiny_config(scenes).pipeline.setup(device="cpu", test_mode="val")
     dm = pipeline.datamanager
     sizes = {len(dm.next_train(step)[1]["context"].images) for step in range(40)}
     assert len(sizes) >= 3 and max(sizes) <= 5  # 6 views per scene: K in 2..5
@@ -192,11 +183,9 @@ def test_fusion_does_not_depend_on_repeating_a_view():
 # ---------------------------------------------------------------------------------------------- schedules
 @pytest.mark.parametrize("iterations", [0, 12])
 def test_learning_rates_decay_over_the_run(scenes, tmp_path, iterations):
-    config = apply_tiny_settings(tnerf_trainer_config())
-    config.machine.device_type = "cpu"
+    config = tiny_config(scenes)
     config.max_num_iterations = iterations
     config.output_dir, config.vis = tmp_path, "tensorboard"
-    config.pipeline.datamanager.data = config.pipeline.datamanager.dataparser.data = scenes
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     scheduler = trainer.optimizers.schedulers["fields"]
