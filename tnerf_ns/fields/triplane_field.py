@@ -7,25 +7,22 @@ density and colour. The planes are an input (one scene's prediction), the MLP we
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
-from nerfstudio.cameras.rays import RaySamples
 from nerfstudio.field_components.activations import trunc_exp
 from nerfstudio.field_components.encodings import NeRFEncoding, SHEncoding
-from nerfstudio.field_components.field_heads import FieldHeadNames
-from nerfstudio.fields.base_field import Field
 from torch import Tensor, nn
 
-from tnerf_ns.geometry import CanonicalBox
+from tnerf_ns.fields.scene_field import SceneConditionedField
 from tnerf_ns.triplane import sample_planes, sample_triplane
 
 __all__ = ["TriplaneField", "sample_triplane"]
 
 
-class TriplaneField(Field):
+class TriplaneField(SceneConditionedField):
     """Field over the canonical box whose features come from a tri-plane given at call time.
 
     Args:
@@ -84,30 +81,3 @@ class TriplaneField(Field):
                 directions[:, 2] = 1.0
             c = c.addmm_(self.encode_directions(directions), wc[:, h.shape[1] :].T)
         return density, torch.sigmoid(self.color_out(F.relu_(c)))
-
-    def encode_directions(self, directions: Float[Tensor, "n 3"]) -> Float[Tensor, "n k"]:
-        """Real spherical harmonics of the unit view directions (nerfstudio's torch SH takes unit vectors; only the
-        tcnn encoding wants them mapped to [0, 1])."""
-        return self.direction_encoding(F.normalize(directions, dim=-1))
-
-    # The plain nerfstudio Field entry points cannot know which scene's planes to use.
-    def get_density(self, ray_samples: RaySamples) -> Tuple[Tensor, Tensor]:
-        raise NotImplementedError("TriplaneField needs the scene's planes: use get_outputs_with_planes or decode")
-
-    def get_outputs(self, ray_samples: RaySamples, density_embedding: Optional[Tensor] = None) -> Dict:
-        raise NotImplementedError("TriplaneField needs the scene's planes: use get_outputs_with_planes or decode")
-
-    def get_outputs_with_planes(
-        self, ray_samples: RaySamples, planes: Tensor, box: CanonicalBox
-    ) -> Dict[FieldHeadNames, Tensor]:
-        """Density **per dataset unit** (what nerfstudio integrates over the samples' dataset-unit steps) and colour
-        for ray samples in dataset coordinates; ``box`` maps them into the canonical box."""
-        positions = box.to_canonical(ray_samples.frustums.get_positions())
-        shape = positions.shape[:-1]
-        directions = ray_samples.frustums.directions.reshape(-1, 3)
-        # samples outside the canonical box carry nothing (the planes only cover the box); clamping keeps the MLP's
-        # inputs bounded for them
-        inside = (positions.abs() <= 1.0 + 1e-4).all(-1, keepdim=True).reshape(-1, 1)
-        density, rgb = self.decode(planes, positions.reshape(-1, 3).clamp(-1.1, 1.1), directions)
-        density = density * inside / box.half_extent  # per canonical unit -> per dataset unit
-        return {FieldHeadNames.DENSITY: density.reshape(*shape, 1), FieldHeadNames.RGB: rgb.reshape(*shape, 3)}

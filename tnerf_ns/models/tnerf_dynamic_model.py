@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Type
 
 from tnerf_ns.encoding import DynamicSceneEncoder
+from tnerf_ns.encoding.hyper_encoder import HyperDynamicSceneEncoder
 from tnerf_ns.geometry import CanonicalBox
 from tnerf_ns.models.tnerf_model import TNeRFModel, TNeRFModelConfig
 
@@ -31,4 +32,6 @@ class TNeRFDynamicModelConfig(TNeRFModelConfig):
     """Time used when a camera carries none (camera paths without render_time, interpolated paths)."""
 
     def make_encoder(self, box: CanonicalBox) -> DynamicSceneEncoder:
+        if self.representation != "triplane":  # Plan A: the interpolated tokens feed the hyper-network
+            return HyperDynamicSceneEncoder(self, box)
         return DynamicSceneEncoder(self, box)

@@ -1,4 +1,5 @@
-"""The ``tnerf`` model: a scene encoder (source views -> tri-plane, :mod:`tnerf_ns.encoding`), the shared-MLP field,
+"""The ``tnerf`` model: a scene encoder (source views -> tri-plane, :mod:`tnerf_ns.encoding`; or Plan A, the scene's
+MLP from a hyper-network, ``representation mlp`` / ``mlp-film``), the field decoding the prediction,
 hierarchical volume rendering (uniform, then importance samples) and the losses of :mod:`tnerf_ns.losses`.
 ``tnerf-dynamic`` is the same model with the dynamic encoder (:mod:`tnerf_ns.models.tnerf_dynamic_model`).
 """
@@ -18,14 +19,16 @@ from nerfstudio.utils import colormaps
 from torch import Tensor
 from torch.nn import Parameter
 
-from tnerf_ns import losses
 from tnerf_ns.backbone.loading import DEFAULT_REPO, PRESET_INPUT_WIDTH, PRESET_WEIGHTS
 from tnerf_ns.encoding import LRUCache, SceneEncoder
 from tnerf_ns.encoding.encoder import PLANE_CACHE_SIZE
+from tnerf_ns.encoding.hyper_encoder import HyperSceneEncoder, make_hyper_field
+from tnerf_ns.fields.scene_field import SceneConditionedField
 from tnerf_ns.fields.triplane_field import TriplaneField
 from tnerf_ns.geometry import CanonicalBox
 from tnerf_ns.models.checkpoints import load_model_weights, migrate_state_dict
 from tnerf_ns.models.image_metrics import ImageMetrics
+from tnerf_ns.models.loss_terms import model_losses
 from tnerf_ns.models.triplane_renderer import TriplaneRenderer
 from tnerf_ns.scene_context import ContextSource, SceneContext
 
@@ -75,10 +78,17 @@ class TNeRFModelConfig(ModelConfig):
     """Source maps are pooled by this factor before lifting."""
     refine_layers: int = 2
     """Residual convolutions refining the splatted planes."""
+    representation: Literal["triplane", "mlp", "mlp-film"] = "triplane"
+    """What the head predicts per scene: a tri-plane decoded by a shared MLP; or Plan A, the scene's MLP itself from a
+    hyper-network on the backbone's tokens, every weight and bias (mlp) or a FiLM modulation of a shared MLP."""
     mlp_width: int = 64
-    """Width of the shared decoder MLP."""
+    """Width of the decoder MLP (shared, or predicted per scene)."""
     mlp_layers: int = 2
-    """Layers of the shared decoder MLP."""
+    """Hidden layers of the decoder MLP."""
+    hyper_code_dim: int = 256
+    """mlp representations: width of the hyper-network's view and scene codes."""
+    hyper_position_frequencies: int = 6
+    """mlp representations: frequencies of the positional encoding the predicted MLP reads."""
     position_frequencies: int = 4
     """Frequencies of the positional encoding added to the tri-plane features."""
     direction_levels: int = 3
@@ -134,7 +144,13 @@ class TNeRFModelConfig(ModelConfig):
 
     def make_encoder(self, box: CanonicalBox) -> SceneEncoder:
         """The encoder this configuration describes (the dynamic configuration returns the dynamic one)."""
-        return SceneEncoder(self, box)
+        return SceneEncoder(self, box) if self.representation == "triplane" else HyperSceneEncoder(self, box)
+
+    def make_field(self) -> SceneConditionedField:
+        if self.representation == "triplane":
+            return TriplaneField(self.triplane_channels, self.mlp_width, self.mlp_layers, self.position_frequencies,
+                                 self.direction_levels)  # fmt: skip
+        return make_hyper_field(self)
 
 
 class TNeRFModel(Model):
@@ -149,9 +165,7 @@ class TNeRFModel(Model):
         self.context_provider: Optional[ContextSource] = self.kwargs.get("context_provider")
         self.box = CanonicalBox(self.scene_box.aabb)
         self.encoder = cfg.make_encoder(self.box)
-        self.field = TriplaneField(
-            cfg.triplane_channels, cfg.mlp_width, cfg.mlp_layers, cfg.position_frequencies, cfg.direction_levels
-        )
+        self.field = cfg.make_field()
         self.renderer = TriplaneRenderer(cfg, self.box, self.scene_box.aabb)
         self.renderer_rgb = self.renderer.renderer_rgb
         self.occupancy_cache = LRUCache(PLANE_CACHE_SIZE)
@@ -247,45 +261,7 @@ class TNeRFModel(Model):
         return {"psnr": self.metrics.psnr(outputs["rgb"].detach(), self.renderer_rgb.blend_background(image))}
 
     def get_loss_dict(self, outputs: Dict, batch: Dict, metrics_dict: Optional[Dict] = None) -> Dict[str, Tensor]:
-        cfg, half = self.config, self.box.half_extent
-        image = batch["image"].to(self.device)
-        terms: Dict[str, Tuple[float, Optional[Tensor]]] = {
-            "rgb_loss": (cfg.rgb_loss_mult, losses.photometric_loss(*self._blend(outputs, image)))
-        }
-        if cfg.coarse_rgb_loss_mult > 0:
-            pred_c, gt_c = self._blend(outputs, image, "rgb_coarse")
-            terms["rgb_coarse_loss"] = (cfg.coarse_rgb_loss_mult, losses.photometric_loss(pred_c, gt_c))
-        if self.training:
-            if cfg.depth_loss_mult > 0 and "depth" in batch and "z_depth" in outputs:
-                target = batch["depth"].to(self.device) / half  # dataset -> canonical units, like the box
-                terms["depth_loss"] = (
-                    cfg.depth_loss_mult,
-                    losses.depth_loss(outputs["z_depth"][..., 0] / half, target),
-                )
-            if "point_density" in outputs:
-                pts = batch["context"].points
-                # ground truth is per dataset unit; a canonical unit is ``half`` dataset units long
-                target = pts.density.to(self.device) * half
-                opacity = losses.point_opacity_loss(outputs["point_density"], target, cfg.point_reference_step)
-                terms["point_opacity_loss"] = (cfg.point_opacity_loss_mult, opacity)
-                if cfg.point_rgb_loss_mult > 0:
-                    colour = losses.point_colour_loss(
-                        outputs["point_rgb"], pts.rgb.to(self.device), (pts.kind == 0).to(self.device)
-                    )
-                    terms["point_rgb_loss"] = (cfg.point_rgb_loss_mult, colour)
-            ctx = batch.get("context")
-            if outputs.get("lifted") is not None and ctx is not None:
-                depth = None if ctx.depth is None else ctx.depth.to(self.device)
-                src = losses.source_view_losses(outputs["lifted"], ctx.alpha.to(self.device), depth, half)
-                for name in ("source_weight_loss", "source_depth_loss"):
-                    mult = getattr(cfg, f"{name}_mult")
-                    if mult > 0 and name in src:
-                        terms[name] = (mult, src[name])
-            if cfg.triplane_l2_mult > 0:
-                terms["triplane_l2"] = (cfg.triplane_l2_mult, losses.triplane_l2(outputs["planes"]))
-            if cfg.triplane_tv_mult > 0:
-                terms["triplane_tv"] = (cfg.triplane_tv_mult, losses.triplane_tv(outputs["planes"]))
-        return {name: mult * value for name, (mult, value) in terms.items() if value is not None}
+        return model_losses(self, outputs, batch)
 
     def get_image_metrics_and_images(
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]

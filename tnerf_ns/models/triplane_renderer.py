@@ -1,4 +1,4 @@
-"""Rendering rays through one scene's predicted tri-plane: two paths.
+"""Rendering rays through one scene's prediction (a tri-plane, or Plan A's predicted MLP): two paths.
 
 * ``hierarchical`` (training, and the reference): nerfstudio's uniform coarse samples, then importance samples from
   the field's own coarse weights, every sample evaluated.
@@ -18,7 +18,7 @@ from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
 from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
 from torch import Tensor, nn
 
-from tnerf_ns.fields.triplane_field import TriplaneField
+from tnerf_ns.fields.scene_field import SceneConditionedField
 from tnerf_ns.geometry import CanonicalBox
 from tnerf_ns.models.box_collider import BoxCollider
 from tnerf_ns.models.occupancy_renderer import OccupancyGrid, render_occupied
@@ -41,7 +41,7 @@ class TriplaneRenderer(nn.Module):
         self.renderer_accumulation = AccumulationRenderer()
         self.renderer_depth = DepthRenderer(method="expected")
 
-    def hierarchical(self, ray_bundle: RayBundle, planes: Tensor, field: TriplaneField) -> Dict[str, Tensor]:
+    def hierarchical(self, ray_bundle: RayBundle, planes: Tensor, field: SceneConditionedField) -> Dict[str, Tensor]:
         """Uniform then importance samples; differentiable (training)."""
         ray_bundle = self.collider(ray_bundle)
         coarse_samples = self.sampler_uniform(ray_bundle)
@@ -59,7 +59,7 @@ class TriplaneRenderer(nn.Module):
         outputs = {"rgb": rgb, "rgb_coarse": rgb_coarse, "accumulation": accumulation, "depth": depth}
         return self._with_z_depth(outputs, ray_bundle)
 
-    def occupancy_grid(self, planes: Tensor, field: TriplaneField) -> OccupancyGrid:
+    def occupancy_grid(self, planes: Tensor, field: SceneConditionedField) -> OccupancyGrid:
         """The scene's occupied cells, from the predicted density (once per prediction)."""
         cfg = self.config
         return OccupancyGrid.from_density(
@@ -71,7 +71,7 @@ class TriplaneRenderer(nn.Module):
 
     @torch.no_grad()
     def fast(
-        self, ray_bundle: RayBundle, planes: Tensor, field: TriplaneField, grid: OccupancyGrid
+        self, ray_bundle: RayBundle, planes: Tensor, field: SceneConditionedField, grid: OccupancyGrid
     ) -> Dict[str, Tensor]:
         """Empty-space skipping and early termination (evaluation, rendering, viewer); no gradients."""
         shape = ray_bundle.origins.shape[:-1]
