@@ -7,8 +7,10 @@ idempotent. Remove an entry once the version it works around is no longer suppor
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -90,9 +92,51 @@ def blender_box_follows_scale_factor(dataparser_config, scene_box):
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
     from nerfstudio.data.scene_box import SceneBox
 
-    if isinstance(dataparser_config, BlenderDataParserConfig) and dataparser_config.scale_factor != 1.0:
-        return SceneBox(aabb=scene_box.aabb * float(dataparser_config.scale_factor))
-    return scene_box
+    if not isinstance(dataparser_config, BlenderDataParserConfig):
+        return scene_box
+    scale = float(dataparser_config.scale_factor)
+    # scenes from scripts/render_scenes.py record their world box: predict in it rather than in Blender's fixed box
+    meta = Path(dataparser_config.data) / "transforms.json"
+    box = json.loads(meta.read_text()).get("tnerf", {}).get("world_box") if meta.is_file() else None
+    if box is not None:
+        return SceneBox(aabb=torch.tensor(box, dtype=torch.float32).reshape(2, 3) * scale)
+    return SceneBox(aabb=scene_box.aabb * scale) if scale != 1.0 else scene_box
+
+
+def frame_the_scene_in_the_viewer() -> None:
+    """nerfstudio 1.1.5's viewer leaves each browser at viser's default camera, about 0.5 units from the origin:
+    inside the box of most scenes, very close to the object. When the data manager suggests a pose
+    (``viewer_camera()``: T-NeRF's returns a camera of the default scene), every newly connected browser starts
+    there, orbiting the scene centre; pipelines without that method (other methods) are unaffected. Applied only
+    where the viewer is already imported (ns-viewer, ns-train import it before building the data manager, which
+    calls this): importing it costs seconds elsewhere."""
+    viewer = sys.modules.get("nerfstudio.viewer.viewer")
+    if viewer is None:
+        return
+
+    original = viewer.Viewer.init_scene
+    if getattr(original, "tnerf_guard", False):
+        return
+
+    def init_scene(self, train_dataset, train_state, eval_dataset=None):
+        original(self, train_dataset, train_state, eval_dataset)
+        suggest = getattr(self.pipeline.datamanager, "viewer_camera", None)
+        if suggest is None:
+            return
+        pose = {k: v * viewer.VISER_NERFSTUDIO_SCALE_RATIO if k in ("position", "look_at") else v
+                for k, v in suggest().items()}  # fmt: skip
+
+        def frame(client) -> None:  # called once the browser has sent its first camera
+            with client.atomic():
+                client.camera.fov = float(pose["fov"])
+                client.camera.up_direction = pose["up"]
+                client.camera.position = pose["position"]
+                client.camera.look_at = pose["look_at"]
+
+        self.viser_server.on_client_connect(frame)
+
+    init_scene.tnerf_guard = True  # type: ignore[attr-defined]
+    viewer.Viewer.init_scene = init_scene
 
 
 def apply_base_patches() -> None:
@@ -105,3 +149,4 @@ def apply_base_patches() -> None:
 def apply_nerfstudio_patches() -> None:
     """The patches of nerfstudio itself (applied when the T-NeRF pipeline is imported)."""
     allow_zero_iteration_runs()
+    frame_the_scene_in_the_viewer()
