@@ -1,0 +1,67 @@
+#!/usr/bin/env python
+"""A folder of photos without poses to a nerfstudio dataset, with VGGT's predicted cameras.
+
+Writes ``--out/transforms.json`` (OpenGL camera-to-world, per-frame intrinsics at each photo's own resolution, the
+backbone and weights that made them, the scene box) and ``--out/sparse_pc.ply`` (confident predicted points, coloured),
+usable by any nerfstudio method, e.g. ``ns-train nerfacto nerfstudio-data --data OUT --orientation-method none
+--center-method none --auto-scale-poses False`` (or let the ``tnerf-photos`` dataparser do all of it)::
+
+    python scripts/photos_to_transforms.py --images my_photos --out my_dataset                 # VGGT-1B from the Hub
+    python scripts/photos_to_transforms.py --images my_photos --out my_dataset --backbone vggt-small
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import tyro
+from rich.console import Console
+
+from tnerf_ns.backbone import VGGTLoadError
+from tnerf_ns.backbone.preprocess import ImageInputError
+from tnerf_ns.posing import PosingConfig, photos_to_transforms
+from tnerf_ns.posing.predict import TokenBudgetError
+
+CONSOLE = Console()
+
+
+@dataclass
+class PhotosToTransforms:
+    """Pose a folder of photos with VGGT and write transforms.json + sparse_pc.ply."""
+
+    images: Path
+    """Folder of photos (only read)."""
+    out: Path
+    """Output folder (created)."""
+    backbone: Literal["vggt-1b", "vggt-small"] = "vggt-1b"
+    """VGGT architecture."""
+    weights: Optional[str] = None
+    """Hugging Face repo id, weights file or folder; None: the preset's pre-trained default; 'random': untrained."""
+    image_width: Optional[int] = None
+    """Longer side given to VGGT (multiple of 14); None: the preset's (518 / 140)."""
+    max_tokens: int = 100_000
+    """Token budget of one VGGT pass; beyond it the photos go in chunks sharing the first photo as anchor."""
+    chunking: bool = True
+    """Off: stop with an error instead of chunking when the budget is exceeded."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where VGGT runs."""
+
+    def main(self) -> None:
+        config = PosingConfig(backbone=self.backbone, weights=self.weights, image_width=self.image_width,
+                              max_tokens=self.max_tokens, chunking=self.chunking)  # fmt: skip
+        photos_to_transforms(self.images, self.out, config, self.device)
+
+
+def entrypoint() -> None:
+    try:
+        tyro.cli(PhotosToTransforms).main()
+    except (ImageInputError, VGGTLoadError, TokenBudgetError, ValueError) as err:
+        CONSOLE.print(f"[red]error: {err}", soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    entrypoint()
