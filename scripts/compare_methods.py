@@ -1,26 +1,30 @@
 #!/usr/bin/env python
-"""Feed-forward T-NeRF versus per-scene NeRF on the same scene, side by side, in one run.
+"""Feed-forward T-NeRF versus per-scene NeRF on one scene, every method configured as its authors recommend.
 
-    python scripts/compare_methods.py --data ../shared/data/nerf_synthetic/lego \
-        --tnerf-checkpoint demo_output/runs/demo/tnerf/run/nerfstudio_models --budgets 30 60 120
+    python scripts/compare_methods.py --data ../shared/data/nerf_synthetic/lego --scale 0.5 \
+        --tnerf-checkpoint demo_output/runs/demo/tnerf/run/nerfstudio_models --budgets 60 180
 
-Runs, on one nerfstudio-format scene (Blender ``transforms_*.json`` or nerfstudio ``transforms.json``):
+Rows (see :mod:`tnerf_ns.evaluation`), each scored on the ``input`` views (what the method was given) and on
+``novel`` held-out views, by the same scoring code:
 
-* T-NeRF feed-forward with K = 2, 4, 8 source views (needs a trained T-NeRF checkpoint);
-* T-NeRF with per-scene refinement from that prediction, stopped at each wall-clock budget;
-* nerfstudio's own per-scene methods (``nerfacto`` with its torch implementation on CPU, ``vanilla-nerf``), trained
-  through nerfstudio's Trainer for the same budgets.
+* T-NeRF feed-forward with K = 2, 4, 8 source views, at its encode + render time (one image), beside the trivial
+  feed-forward baseline: the K source views' pixels forward-splatted with their depth (ground truth where the data
+  has it, else the LatentHead's), z-buffered, holes white;
+* T-NeRF refined per scene from its prediction, stopped at each wall-clock budget;
+* nerfacto with the settings nerfstudio's maintainers recommend for the data (:mod:`tnerf_ns.evaluation.baselines`)
+  and its own batch size; ``--rays-per-step`` gives every method the same batch instead (labelled equal-rays);
+* vanilla-nerf only with ``--vanilla-budget`` (one budget: it makes ~0.15 steps/s on this CPU).
 
-Every method is scored on the same evaluation views (PSNR, SSIM, LPIPS when its AlexNet weights can be loaded —
-otherwise "n/a", for the baselines too). Writes ``comparison.md`` (table: metrics, time to first image, time to
-each budget) and ``psnr_vs_time.png``. Wall-clock times include model construction and data loading.
+The final budget and the feed-forward rows use ``--eval-views`` views; intermediate budgets ``--intermediate-views``.
+T-NeRF's one-off pre-training time (from its run's tensorboard events) is recorded beside the per-scene budgets.
+Writes ``comparison.json`` (list of rows), ``comparison.md`` and ``psnr_vs_time.png`` (both made from the JSON).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +35,17 @@ import torch
 import tyro
 from rich.console import Console
 
+from tnerf_ns.evaluation import baselines
+from tnerf_ns.evaluation.comparison_report import plot, write_table
+from tnerf_ns.evaluation.protocol import ComparisonRow, camera_renderer, score_views, spread, training_seconds
+from tnerf_ns.evaluation.reprojection import source_cloud, splat_image
+
 CONSOLE = Console(width=120)
 
 
-def lpips_or_stub() -> None:
-    """nerfstudio's models build LPIPS (which downloads AlexNet weights) in their constructors; offline this would
-    crash them. Replace it, where it cannot be built, by a metric that reports NaN (shown as n/a)."""
+def lpips_offline() -> None:
+    """nerfstudio's models build LPIPS (AlexNet weights from the hub) in their constructors; where it cannot be built
+    (offline), replace it by a NaN metric so they construct. The comparison does not report LPIPS."""
     import torchmetrics.image.lpip as lpip_module
     from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
@@ -44,7 +53,7 @@ def lpips_or_stub() -> None:
         LearnedPerceptualImagePatchSimilarity(normalize=True)
         return
     except Exception:
-        CONSOLE.print("[yellow]LPIPS unavailable offline (AlexNet weights cannot be downloaded): reported as n/a")
+        pass
 
     class NoLPIPS(torch.nn.Module):
         def __init__(self, *args, **kwargs) -> None:
@@ -53,7 +62,6 @@ def lpips_or_stub() -> None:
         def forward(self, a, b):
             return torch.tensor(float("nan"))
 
-    # nerfstudio's models import the class inside populate_modules, from this module (this process only)
     lpip_module.LearnedPerceptualImagePatchSimilarity = NoLPIPS
 
 
@@ -65,25 +73,32 @@ class CompareMethods:
     """Scene folder (Blender transforms_*.json, or nerfstudio transforms.json)."""
     out: Path = Path("comparison")
     """Output folder."""
-    methods: List[str] = field(default_factory=lambda: ["tnerf", "nerfacto", "vanilla-nerf"])
-    """Methods to run: tnerf (feed-forward + refinement), nerfacto, vanilla-nerf, any other nerfstudio method."""
+    methods: List[str] = field(default_factory=lambda: ["tnerf", "nerfacto"])
+    """Methods: tnerf (feed-forward, reprojection baseline, refinement), nerfacto, vanilla-nerf."""
     tnerf_checkpoint: Optional[Path] = None
     """Trained T-NeRF checkpoint (file or nerfstudio_models folder); required for tnerf."""
     source_views: List[int] = field(default_factory=lambda: [2, 4, 8])
-    """K values for feed-forward T-NeRF."""
-    budgets: List[float] = field(default_factory=lambda: [30.0, 60.0, 120.0])
+    """K values for feed-forward T-NeRF and the reprojection baseline."""
+    refine_views: int = 4
+    """K of the prediction refinement starts from."""
+    budgets: List[float] = field(default_factory=lambda: [60.0, 180.0])
     """Wall-clock training budgets (seconds) for refinement and the per-scene baselines."""
-    eval_images: int = 8
-    """Evaluation views used (spread over the eval split)."""
-    scale: float = 0.25
-    """Image scale (camera_res_scale_factor) for training and evaluation."""
-    rays_per_batch: int = 1024
-    """Training rays per step for every method."""
+    vanilla_budget: Optional[float] = None
+    """vanilla-nerf runs at this one budget when listed in --methods (None: it is left out)."""
+    eval_views: int = 16
+    """Views per split for the feed-forward rows and the final budget."""
+    intermediate_views: int = 4
+    """Views per split for the budgets before the last."""
+    scale: float = 0.5
+    """Image scale (camera_res_scale_factor) for training and evaluation (0.5: lego and mic at 200x200)."""
+    rays_per_step: Optional[int] = None
+    """Equal-rays setting: every method trains with this many rays per step (None: each method's default)."""
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
     """Device."""
     replot: bool = False
     """Run nothing: rewrite comparison.md and psnr_vs_time.png from the --out folder's comparison.json."""
 
+    # ------------------------------------------------------------------ configuration
     def parser_args(self):
         from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
         from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
@@ -93,22 +108,33 @@ class CompareMethods:
         return NerfstudioDataParserConfig(data=self.data, orientation_method="none", center_method="none",
                                           auto_scale_poses=False)  # fmt: skip
 
+    def world_box(self) -> Optional[np.ndarray]:
+        meta_file = self.data / "transforms.json"
+        if not meta_file.is_file():
+            return None
+        box = json.loads(meta_file.read_text()).get("tnerf", {}).get("world_box")
+        return None if box is None else np.asarray(box, dtype=np.float64).reshape(2, 3)
+
     def blender_scale(self) -> float:
         """Scenes from scripts/render_scenes.py record their world box: scale it onto the Blender parser's fixed
         [-1.5, 1.5] box (the frame T-NeRF was trained in). Other Blender scenes (lego) are used as they are."""
-        meta_file = self.data / "transforms.json"
-        if not meta_file.is_file():
-            return 1.0
-        box = json.loads(meta_file.read_text()).get("tnerf", {}).get("world_box")
+        box = self.world_box()
         if box is None:
             return 1.0
-        box = np.asarray(box, dtype=np.float64).reshape(2, 3)
         if np.abs(box.mean(0)).max() > 1e-6 * np.abs(box).max():
-            raise ValueError(f"{meta_file}: scene box {box.tolist()} is not centred at the origin; the Blender parser "
-                             "cannot shift it")  # fmt: skip
+            raise ValueError(f"{self.data / 'transforms.json'}: scene box {box.tolist()} is not centred at the "
+                             "origin; the Blender parser cannot shift it")  # fmt: skip
         return 3.0 / float((box[1] - box[0]).max())
 
-    def trainer_config(self, method: str, max_iters: int, **model_overrides):
+    def near_far(self):
+        """Near/far of generated scenes, from their box and training cameras (in the parser's scaled frame)."""
+        c2w, aabb = baselines.parser_cameras(self.parser_args())
+        box = self.world_box()
+        if box is not None:
+            aabb = torch.as_tensor(box * self.blender_scale(), dtype=torch.float32)
+        return baselines.near_far_from_cameras(c2w, aabb), (c2w, aabb)
+
+    def trainer_config(self, method: str, **model_overrides):
         from nerfstudio.configs.method_configs import all_methods
 
         cfg = copy.deepcopy(all_methods[method])
@@ -116,164 +142,191 @@ class CompareMethods:
         cfg.vis = "tensorboard"
         cfg.output_dir = self.out / "runs"
         cfg.experiment_name = method
-        cfg.max_num_iterations = max_iters
+        cfg.max_num_iterations = 10**9
         cfg.steps_per_eval_batch = cfg.steps_per_eval_image = cfg.steps_per_eval_all_images = 10**9
         cfg.steps_per_save = 10**9
         cfg.pipeline.datamanager.dataparser = self.parser_args()
         cfg.pipeline.datamanager.data = self.data
         cfg.pipeline.datamanager.camera_res_scale_factor = self.scale
-        cfg.pipeline.datamanager.train_num_rays_per_batch = self.rays_per_batch
         if hasattr(cfg.pipeline.model, "implementation") and self.device != "cuda":
             cfg.pipeline.model.implementation = "torch"
-        if method == "tnerf" and self.tnerf_checkpoint is not None:
-            trained = self.trained_model_config()
+        if method == "tnerf":
+            trained = self.trained_config()
             if trained is not None:  # same architecture as the checkpoint (sizes, backbone, samples)
-                cfg.pipeline.model = trained
-            else:
-                cfg.pipeline.model.backbone = "vggt-small"
+                cfg.pipeline.model = copy.deepcopy(trained.pipeline.model)
+            cfg.pipeline.model.pretrained = self.tnerf_checkpoint
+            if self.rays_per_step is not None:
+                cfg.pipeline.datamanager.train_num_rays_per_batch = self.rays_per_step
         for key, value in model_overrides.items():
             setattr(cfg.pipeline.model, key, value)
         cfg.set_timestamp()
         return cfg
 
-    def trained_model_config(self):
-        """The model config of the run the T-NeRF checkpoint comes from (its config.yml), if it can be found."""
+    def trained_config(self):
+        """The config of the run the T-NeRF checkpoint comes from (its config.yml), if it can be found."""
         import yaml
 
         folder = self.tnerf_checkpoint if self.tnerf_checkpoint.is_dir() else self.tnerf_checkpoint.parent
         config_file = folder.parent / "config.yml"
-        if not config_file.is_file():
-            return None
-        trained = yaml.load(config_file.read_text(), Loader=yaml.Loader)
-        return copy.deepcopy(trained.pipeline.model)
+        return yaml.load(config_file.read_text(), Loader=yaml.Loader) if config_file.is_file() else None
 
-    def evaluate(self, pipeline) -> Dict[str, float]:
-        dataset = pipeline.datamanager.eval_dataset
-        idx = np.linspace(0, len(dataset) - 1, min(self.eval_images, len(dataset))).round().astype(int)
+    def pretraining(self) -> Dict:
+        """T-NeRF's one-off pre-training: wall time of its run and what it was trained on."""
+        folder = self.tnerf_checkpoint if self.tnerf_checkpoint.is_dir() else self.tnerf_checkpoint.parent
+        trained = self.trained_config()
+        dm = trained.pipeline.datamanager if trained is not None else None
+        data = str(dm.data or dm.dataparser.data) if dm is not None else "unknown"
+        steps = int(trained.max_num_iterations) if trained is not None else None
+        return {"pretraining_seconds": training_seconds(folder.parent), "pretraining_data": data,
+                "pretraining_steps": steps}  # fmt: skip
+
+    # ------------------------------------------------------------------ runs
+    def row(self, method, setting, settings, split, scores, steps, seconds, **extra) -> ComparisonRow:
+        row = ComparisonRow(method, setting, settings.as_dict(), split, scores.views, scores.image_size, steps,
+                            float(seconds), scores.psnr, scores.ssim, extra)  # fmt: skip
+        CONSOLE.print(row.as_dict())
+        return row
+
+    def score_splits(self, pipeline, input_indices, novel_indices, label):
+        dm = pipeline.datamanager
         pipeline.eval()
-        rows = []
-        for i in idx:
-            camera = dataset.cameras[int(i) : int(i) + 1].to(pipeline.device)
-            batch = dataset[int(i)]
-            with torch.no_grad():
-                outputs = pipeline.model.get_outputs_for_camera(camera)
-                metrics, _ = pipeline.model.get_image_metrics_and_images(outputs, batch)
-            rows.append(metrics)
+        scores = (score_views(camera_renderer(pipeline, dm.train_dataset), dm.train_dataset, input_indices,
+                              f"{label} input"),
+                  score_views(camera_renderer(pipeline, dm.eval_dataset), dm.eval_dataset, novel_indices,
+                              f"{label} novel"))  # fmt: skip
         pipeline.train()
-        # vanilla-nerf reports its fine pass as fine_ssim / fine_lpips
-        names = {k: next((n for n in (k, f"fine_{k}") if n in rows[0]), None) for k in ("psnr", "ssim", "lpips")}
-        means = {}
-        for k, n in names.items():
-            if n is None:
-                continue
-            values = np.array([float(r[n]) for r in rows])
-            finite = values[np.isfinite(values)]
-            means[k] = float(finite.mean()) if finite.size else float("nan")  # LPIPS offline: all NaN -> n/a
-        means["eval_views"] = len(idx)
-        return means
+        return scores
 
-    def run_trained(self, label: str, method: str, results: List[Dict], **overrides) -> None:
+    def run_trained(self, label, method, settings, rows, make_config, extra) -> None:
         from nerfstudio.engine.trainer import Trainer
 
         start = time.perf_counter()
-        cfg = self.trainer_config(method, 10**9, **overrides)
+        cfg = make_config()
         trainer = Trainer(cfg, local_rank=0, world_size=1)
         trainer.setup()
-        step, first_image = 0, None
-        for budget in sorted(self.budgets):
+        dm = trainer.pipeline.datamanager
+        step, budgets = 0, sorted(self.budgets) if method != "vanilla-nerf" else [self.vanilla_budget]
+        for n, budget in enumerate(budgets):
             while time.perf_counter() - start < budget:
                 trainer.pipeline.train()
                 trainer.train_iteration(step)
                 step += 1
             train_time = time.perf_counter() - start
-            metrics = self.evaluate(trainer.pipeline)
-            first_image = first_image or train_time
-            results.append({"method": label, "setting": f"budget {budget:g}s", "steps": step, "seconds": train_time,
-                            **metrics})  # fmt: skip
-            CONSOLE.print(results[-1])
+            views = self.eval_views if n == len(budgets) - 1 else self.intermediate_views
+            inputs = spread(len(dm.train_dataset), views)
+            novel = spread(len(dm.eval_dataset), views)
+            scored = self.score_splits(trainer.pipeline, inputs, novel, f"{label} {budget:g}s")
+            for split, scores in zip(("input", "novel"), scored):
+                rows.append(self.row(label, f"budget {budget:g}s", settings, split, scores, step, train_time, **extra))
             start += time.perf_counter() - start - train_time  # evaluation time does not count towards the budget
 
-    def run_feed_forward(self, results: List[Dict]) -> None:
+    def run_feed_forward(self, settings, rows, extra) -> None:
         for k in self.source_views:
-            start = time.perf_counter()
-            cfg = self.trainer_config("tnerf", 0, pretrained=self.tnerf_checkpoint)
+            cfg = self.trainer_config("tnerf")
             cfg.pipeline.datamanager.num_source_views = k
             pipeline = cfg.pipeline.setup(device=self.device, test_mode="test")
-            camera = pipeline.datamanager.eval_dataset.cameras[0:1].to(pipeline.device)
             pipeline.eval()
+            dm = pipeline.datamanager
+            entry = dm.eval_scenes[0]
+            novel = spread(len(dm.eval_dataset), self.eval_views)
+            render = camera_renderer(pipeline, dm.eval_dataset)
+            start = time.perf_counter()  # encode + render of one image (model built, data loaded)
             with torch.no_grad():
-                pipeline.model.get_outputs_for_camera(camera)
-            first = time.perf_counter() - start
-            metrics = self.evaluate(pipeline)
-            results.append(
-                {"method": "tnerf feed-forward", "setting": f"K={k}", "steps": 0, "seconds": first, **metrics}
+                render(novel[0])
+            seconds = time.perf_counter() - start
+            inputs, scored = (
+                list(entry.source_indices),
+                self.score_splits(pipeline, entry.source_indices, novel, f"K={k}"),
             )
-            CONSOLE.print(results[-1])
+            for split, scores in zip(("input", "novel"), scored):
+                rows.append(self.row("tnerf feed-forward", f"K={k}", settings, split, scores, 0, seconds, **extra))
+            self.run_reprojection(pipeline, k, inputs, novel, settings, rows)
+
+    def run_reprojection(self, pipeline, k, inputs, novel, settings, rows) -> None:
+        dm = pipeline.datamanager
+        background = torch.ones(3)
+        start = time.perf_counter()
+        entry = dm.eval_scenes[0]
+        ctx = dm.context_provider.context(entry.scene_idx)
+        depth = self.ground_truth_depth(entry.source_indices, tuple(ctx.images.shape[-2:]))
+        if depth is not None:
+            ctx = dataclasses.replace(ctx, depth=depth)
+        points, colours, depth_source = source_cloud(ctx, pipeline.model.encoder)
+
+        def renderer(dataset):
+            def render(i: int) -> torch.Tensor:
+                cam = dataset.cameras[i]
+                intr = torch.tensor([[float(cam.fx), 0, float(cam.cx)], [0, float(cam.fy), float(cam.cy)], [0, 0, 1]])
+                return splat_image(points, colours, cam.camera_to_worlds.float(), intr, int(cam.height),
+                                   int(cam.width), background)  # fmt: skip
+
+            return render
+
+        renderer(dm.eval_dataset)(novel[0])
+        seconds = time.perf_counter() - start
+        scored = (score_views(renderer(dm.train_dataset), dm.train_dataset, inputs, f"reprojection K={k} input"),
+                  score_views(renderer(dm.eval_dataset), dm.eval_dataset, novel, f"reprojection K={k} novel"))  # fmt: skip
+        for split, scores in zip(("input", "novel"), scored):
+            rows.append(self.row("reprojection baseline", f"K={k}", settings, split, scores, 0, seconds,
+                                 depth_source=depth_source))  # fmt: skip
+
+    def ground_truth_depth(self, train_indices, hw) -> Optional[torch.Tensor]:
+        """z-depth of training images in the parser's (scaled) units, when the Blender-layout scene lists depth files
+        (scripts/render_scenes.py writes them); None otherwise. The Blender parser keeps the frames' order."""
+        meta = self.data / "transforms_train.json"
+        frames = json.loads(meta.read_text()).get("frames", []) if meta.is_file() else []
+        files = [f.get("depth_file_path") for f in frames]
+        if not files or any(files[i] is None for i in train_indices):
+            return None
+        depth = torch.stack([torch.from_numpy(np.load(self.data / files[i]).astype(np.float32)) for i in train_indices])
+        depth = torch.nn.functional.interpolate(depth[:, None], size=hw, mode="nearest")[:, 0]
+        return depth * self.blender_scale()
 
     def main(self) -> List[Dict]:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.replot:
             results = json.loads((self.out / "comparison.json").read_text())
-            self.write_table(results)
-            self.plot(results)
+            write_table(results, self.out, self.data, CONSOLE)
+            plot(results, self.out)
             return results
-        lpips_or_stub()
-        results: List[Dict] = []
+        lpips_offline()
+        kind = baselines.data_kind(self.data)
+        near_far = self.near_far()[0] if kind == "generated" else None
+        rows: List[ComparisonRow] = []
         for method in self.methods:
             CONSOLE.rule(method)
             if method == "tnerf":
                 if self.tnerf_checkpoint is None:
                     raise ValueError("--tnerf-checkpoint is required for the tnerf method")
-                self.run_feed_forward(results)
-                self.run_trained("tnerf refined (K=4)", "tnerf", results, pretrained=self.tnerf_checkpoint)
-            else:
-                self.run_trained(method, method, results)
+                cameras, box = baselines.parser_cameras(self.parser_args())
+                settings = baselines.tnerf_settings(self.trainer_config("tnerf"), box, cameras)
+                extra = self.pretraining()
+                self.run_feed_forward(settings, rows, extra)
+                make = lambda: self.trainer_config("tnerf")  # noqa: E731
+                self.run_trained(f"tnerf refined (K={self.refine_views})", "tnerf", settings, rows,
+                                 lambda: self.with_views(make()), extra)  # fmt: skip
+                continue
+            if method == "vanilla-nerf" and self.vanilla_budget is None:
+                CONSOLE.print("[yellow]vanilla-nerf left out: give --vanilla-budget to run it at one budget")
+                continue
+
+            def make(method=method):
+                cfg = self.trainer_config(method)
+                baselines.settings_for(method, cfg, kind, near_far, self.rays_per_step)
+                return cfg
+
+            settings = baselines.settings_for(method, self.trainer_config(method), kind, near_far, self.rays_per_step)
+            label = method if self.rays_per_step is None else f"{method} (equal rays)"
+            self.run_trained(label, method, settings, rows, make, {"data_kind": kind})
+        results = [r.as_dict() for r in rows]
         (self.out / "comparison.json").write_text(json.dumps(results, indent=2))
-        self.write_table(results)
-        self.plot(results)
+        write_table(results, self.out, self.data, CONSOLE)
+        plot(results, self.out)
         return results
 
-    def write_table(self, results: List[Dict]) -> None:
-        def fmt(r, key, digits):
-            v = r.get(key)
-            return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
-
-        views = results[0].get("eval_views", self.eval_images) if results else self.eval_images
-        lines = [f"Scene `{self.data}` at scale {self.scale}, {views} evaluation views, device {self.device}.", "",
-                 "| method | setting | steps | wall time (s) | PSNR | SSIM | LPIPS |", "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
-        for r in results:
-            lines.append(f"| {r['method']} | {r['setting']} | {r['steps']} | {r['seconds']:.1f} | {fmt(r, 'psnr', 2)} | "
-                         f"{fmt(r, 'ssim', 3)} | {fmt(r, 'lpips', 3)} |")  # fmt: skip
-        lines += ["", "Feed-forward rows: wall time = time to the first rendered image (model build, encoding, "
-                  "one image). Budget rows: training time when the budget was reached (evaluation excluded)."]  # fmt: skip
-        if all(fmt(r, "lpips", 3) == "n/a" for r in results):
-            lines.append("LPIPS n/a: its AlexNet weights could not be downloaded on this machine (offline).")
-        text = "\n".join(lines) + "\n"
-        (self.out / "comparison.md").write_text(text)
-        CONSOLE.print(text)
-
-    def plot(self, results: List[Dict]) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for method in dict.fromkeys(r["method"] for r in results):
-            rows = [r for r in results if r["method"] == method]
-            style = "o" if method == "tnerf feed-forward" else "o-"
-            ax.plot([r["seconds"] for r in rows], [r["psnr"] for r in rows], style, label=method)
-            if method == "tnerf feed-forward":
-                for r in rows:
-                    ax.annotate(r["setting"], (r["seconds"], r["psnr"]), textcoords="offset points", xytext=(5, 3),
-                                fontsize=8)  # fmt: skip
-        ax.set_xscale("log")
-        ax.set_xlabel("wall-clock seconds (log)")
-        ax.set_ylabel("PSNR (dB)")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(self.out / "psnr_vs_time.png", dpi=120)
+    def with_views(self, cfg):
+        cfg.pipeline.datamanager.num_source_views = self.refine_views
+        return cfg
 
 
 if __name__ == "__main__":

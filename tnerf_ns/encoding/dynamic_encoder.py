@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Tuple
 
+import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
@@ -19,6 +20,9 @@ from tnerf_ns.encoding.encoder import SceneEncoder
 from tnerf_ns.geometry import CanonicalBox
 from tnerf_ns.heads.triplane_lifting import LiftedViews
 from tnerf_ns.scene_context import SceneContext
+
+RANDOM_MODES = ("lerp", "flow", "nearest")
+"""What ``--pipeline.model.interpolation-mode random`` draws from while training."""
 
 if TYPE_CHECKING:
     from tnerf_ns.models.tnerf_dynamic_model import TNeRFDynamicModelConfig
@@ -45,11 +49,24 @@ class DynamicSceneEncoder(SceneEncoder):
             raise ValueError(f"--pipeline.model.default-time {config.default_time} is outside [0, 1]")
 
     @property
+    def mode(self) -> str:
+        """The interpolation of this forward pass: the configured one; ``random`` draws lerp, flow or nearest per
+        training step (one checkpoint then serves every mode) and renders with flow."""
+        mode = self.config.interpolation_mode
+        if mode != "random":
+            return mode
+        return getattr(self, "_drawn_mode", "flow") if self.training else "flow"
+
+    def draw_mode(self) -> None:
+        if self.config.interpolation_mode == "random" and self.training:
+            self._drawn_mode = RANDOM_MODES[int(torch.randint(len(RANDOM_MODES), ()))]
+
+    @property
     def dynamic_vggt(self) -> DynamicVGGT:
-        return DynamicVGGT(self.vggt, self.config.interpolation_mode, self.config.flow_radius)
+        return DynamicVGGT(self.vggt, self.mode, self.config.flow_radius)
 
     def cache_key(self, ctx: SceneContext) -> tuple:
-        return (ctx.key, ctx.time, self.config.interpolation_mode, self.config.flow_radius)
+        return (ctx.key, ctx.time, self.mode, self.config.flow_radius)
 
     def token_pair(self, images0: Tensor, images1: Tensor, key: tuple) -> TokenPair:
         dyn = self.dynamic_vggt
@@ -60,7 +77,7 @@ class DynamicSceneEncoder(SceneEncoder):
 
     def interpolate_images(self, pair: TokenPair, images0: Tensor, images1: Tensor, t: float) -> Tensor:
         """Source colours at time t, moved like the tokens."""
-        mode = self.config.interpolation_mode
+        mode = self.mode
         if mode == "lerp":
             return (1 - t) * images0 + t * images1
         if mode == "nearest":
@@ -75,6 +92,7 @@ class DynamicSceneEncoder(SceneEncoder):
         if self.vggt.device != self.device:
             self.vggt.to(self.device)
         t = float(ctx.time if ctx.time is not None else self.config.default_time)
+        self.draw_mode()
         images0, intr = self.resize(ctx.images, ctx.intrinsics)
         images1, _ = self.resize(ctx.images_t1)
         self.check_source_budget(ctx, images0)

@@ -24,8 +24,9 @@ class TNeRFDynamicModelConfig(TNeRFModelConfig):
     """T-NeRF between two time steps, by patch-token interpolation."""
 
     _target: Type = field(default_factory=lambda: TNeRFModel)
-    interpolation_mode: Literal["flow", "lerp", "nearest"] = "flow"
-    """How VGGT's patch tokens are interpolated between t0 and t1."""
+    interpolation_mode: Literal["flow", "lerp", "nearest", "random"] = "flow"
+    """How VGGT's patch tokens are interpolated between t0 and t1; ``random`` trains with a mode drawn per step (one
+    checkpoint for every mode; evaluation picks one, rendering uses flow)."""
     flow_radius: int = 2
     """Neighbourhood radius (in patches) of the flow mode's patch matching."""
     default_time: float = 0.0

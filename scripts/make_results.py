@@ -1,0 +1,258 @@
+#!/usr/bin/env python
+"""Regenerate every number README shows, in one command (``make results``), and log what ran and how long.
+
+Steps (each a subprocess; its command and wall time land in ``docs/results/RESULTS_LOG.md``):
+
+1. the T-NeRF checkpoint the comparisons use: ``make demo``'s run (trained here when missing);
+2. feed-forward versus per-scene comparisons (``scripts/compare_methods.py``) on NeRF-synthetic lego and mic at
+   200x200 and on a generated scene never seen in training, rendered at 200x200;
+3. feed-forward quality against K on held-out scenes and in scene mode (``scripts/evaluate_source_views.py``);
+4. the dynamic evaluation: held-out dynamic scenes, one ``tnerf-dynamic`` checkpoint trained with interpolation modes
+   drawn at random, every mode scored at source poses and elsewhere (``scripts/evaluate_dynamic.py``);
+5. the speed benchmarks (``scripts/benchmark_all.py``, ``scripts/benchmark_render.py``);
+6. ``scripts/sync_readme.py`` copies the result files into README.md.
+
+``--only`` runs a subset (e.g. ``--only compare-lego dynamic``); every step is skipped when ``--skip`` names it.
+Nothing else may run on the machine meanwhile: the comparisons stop every method by wall-clock budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import tyro
+from rich.console import Console
+
+CONSOLE = Console(width=120)
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "nerf_synthetic"
+
+
+@dataclass
+class MakeResults:
+    """Run every evaluation and benchmark behind README's numbers."""
+
+    work: Path = Path("results_output")
+    """Scratch folder (generated data, training runs); not committed."""
+    docs: Path = Path("docs/results")
+    """Where the committed result files go."""
+    tnerf_config: Path = Path("demo_output/runs/demo/tnerf/run/config.yml")
+    """config.yml of the trained T-NeRF run the comparisons use (``make demo`` writes it; trained when missing)."""
+    budgets: List[float] = field(default_factory=lambda: [60.0, 180.0])
+    """Per-scene wall-clock budgets (seconds) of refinement and nerfacto."""
+    eval_views: int = 16
+    """Views per split for the feed-forward rows and the final budget (200x200 images)."""
+    dynamic_scenes: int = 30
+    """Dynamic scenes generated (a fifth held out: 6)."""
+    dynamic_steps: int = 800
+    """Training steps of the dynamic checkpoint."""
+    only: List[str] = field(default_factory=list)
+    """Run only these steps (names as in the log)."""
+    skip: List[str] = field(default_factory=list)
+    """Steps not to run."""
+
+    def steps(self) -> List[Tuple[str, List[str]]]:
+        py, w, d = sys.executable, self.work, self.docs
+        ckpt = str(self.tnerf_config.parent / "nerfstudio_models")
+        budgets = [f"{b:g}" for b in self.budgets]
+        compare = [py, "scripts/compare_methods.py", "--tnerf-checkpoint", ckpt, "--budgets", *budgets,
+                   "--eval-views", str(self.eval_views)]  # fmt: skip
+        dyn_data, dyn_scenes, dyn_runs = w / "dyn_grids", w / "dyn_scenes", w / "dyn_runs"
+        return [
+            ("demo", [py, "scripts/demo.py", "--publish"]),
+            (
+                "generated-scene",
+                [
+                    py,
+                    "scripts/make_synthetic_scenes.py",
+                    "--out",
+                    str(w / "grids"),
+                    "--num-scenes",
+                    "1",
+                    "--seed",
+                    "2026",
+                    "--max-res",
+                    "64",
+                ],
+            ),  # fmt: skip
+            (
+                "render-generated-scene",
+                [
+                    py,
+                    "scripts/render_scenes.py",
+                    "--scenes",
+                    str(w / "grids"),
+                    "--out",
+                    str(w / "scenes"),
+                    "--views",
+                    "128",
+                    "--size",
+                    "200x200",
+                ],
+            ),  # fmt: skip
+            (
+                "compare-lego",
+                [*compare, "--data", str(SHARED / "lego"), "--scale", "0.5", "--out", str(d / "compare/lego")],
+            ),
+            (
+                "compare-mic",
+                [*compare, "--data", str(SHARED / "mic"), "--scale", "0.5", "--out", str(d / "compare/mic")],
+            ),
+            (
+                "compare-generated",
+                [
+                    *compare,
+                    "--data",
+                    str(w / "scenes" / "synth_000000"),
+                    "--scale",
+                    "1.0",
+                    "--out",
+                    str(d / "compare/generated"),
+                ],
+            ),  # fmt: skip
+            (
+                "source-views",
+                [py, "scripts/evaluate_source_views.py", "--config", str(self.tnerf_config), "--label", "after"],
+            ),  # fmt: skip
+            (
+                "dynamic-scenes",
+                [
+                    py,
+                    "scripts/make_synthetic_scenes.py",
+                    "--out",
+                    str(dyn_data),
+                    "--num-scenes",
+                    str(self.dynamic_scenes),
+                    "--dynamic",
+                    "--max-res",
+                    "64",
+                    "--seed",
+                    "7",
+                ],
+            ),  # fmt: skip
+            (
+                "render-dynamic-scenes",
+                [
+                    py,
+                    "scripts/render_scenes.py",
+                    "--scenes",
+                    str(dyn_data),
+                    "--out",
+                    str(dyn_scenes),
+                    "--views",
+                    "12",
+                    "--size",
+                    "64x64",
+                ],
+            ),  # fmt: skip
+            (
+                "train-dynamic",
+                [
+                    str(Path(py).parent / "ns-train"),
+                    "tnerf-dynamic",
+                    "--machine.device-type",
+                    "cpu",
+                    "--pipeline.model.backbone",
+                    "vggt-small",
+                    "--pipeline.model.interpolation-mode",
+                    "random",
+                    "--max-num-iterations",
+                    str(self.dynamic_steps),
+                    "--output-dir",
+                    str(dyn_runs),
+                    "--experiment-name",
+                    "dyn",
+                    "--timestamp",
+                    "run",
+                    "--steps-per-save",
+                    "1000000",
+                    "--steps-per-eval-image",
+                    "1000000",
+                    "--steps-per-eval-batch",
+                    "1000000",
+                    "--steps-per-eval-all-images",
+                    "1000000",
+                    "--vis",
+                    "tensorboard",
+                    "tnerf-scenes",
+                    "--data",
+                    str(dyn_scenes),
+                ],
+            ),  # fmt: skip
+            (
+                "dynamic",
+                [
+                    py,
+                    "scripts/evaluate_dynamic.py",
+                    "--load-config",
+                    str(dyn_runs / "dyn" / "tnerf-dynamic" / "run" / "config.yml"),
+                    "--out",
+                    str(d / "dynamic"),
+                ],
+            ),  # fmt: skip
+            ("bench", [py, "scripts/benchmark_all.py", "--out", str(d / "benchmarks.md")]),
+            ("bench-render", [py, "scripts/benchmark_render.py", "--out", str(d / "render_speed.md")]),
+            ("sync-readme", [py, "scripts/sync_readme.py"]),
+        ]
+
+    def wanted(self, name: str) -> bool:
+        if name in self.skip:
+            return False
+        if name == "demo" and not self.only:
+            return not (REPO / self.tnerf_config).is_file()  # train the checkpoint only when there is none
+        return not self.only or name in self.only or name == "sync-readme"
+
+    def main(self) -> None:
+        env = dict(os.environ)
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        (REPO / self.work).mkdir(parents=True, exist_ok=True)
+        log: Dict[str, Tuple[str, float]] = {}
+        total = time.perf_counter()
+        for name, args in self.steps():
+            if not self.wanted(name):
+                continue
+            if name == "render-generated-scene":
+                shutil.rmtree(REPO / self.work / "scenes", ignore_errors=True)
+            CONSOLE.rule(f"[bold]{name}")
+            command = " ".join(str(a) for a in args).replace(sys.executable, "python")
+            CONSOLE.print(command, soft_wrap=True)
+            start = time.perf_counter()
+            proc = subprocess.run([str(a) for a in args], cwd=REPO, env=env, check=False)
+            log[name] = (command, time.perf_counter() - start)
+            if proc.returncode != 0:
+                self.write_log(log, time.perf_counter() - total, failed=name)
+                sys.exit(
+                    f"make results: step {name} failed (exit {proc.returncode}); log in {self.docs}/RESULTS_LOG.md"
+                )
+        self.write_log(log, time.perf_counter() - total)
+
+    def write_log(self, log: Dict[str, Tuple[str, float]], total: float, failed: str = "") -> None:
+        """RESULTS_LOG.json keeps every step's latest command and wall time (runs of a few steps update theirs);
+        RESULTS_LOG.md tabulates it."""
+        store = REPO / self.docs / "RESULTS_LOG.json"
+        entries = json.loads(store.read_text()) if store.is_file() else {}
+        day = time.strftime("%Y-%m-%d")
+        for name, (cmd, sec) in log.items():
+            entries[name] = {"command": cmd, "seconds": round(sec, 1), "date": day, "failed": name == failed}
+        order = [name for name, _ in self.steps()]
+        entries = {k: entries[k] for k in sorted(entries, key=lambda k: order.index(k) if k in order else len(order))}
+        store.write_text(json.dumps(entries, indent=2) + "\n")
+        lines = ["## Results log", "", f"Machine: {os.cpu_count()} CPU threads, no GPU. Last run {day}: "
+                 f"{total / 60:.1f} min" + (f", **stopped at {failed}**" if failed else "") + "; all steps: "
+                 f"{sum(e['seconds'] for e in entries.values()) / 60:.0f} min.", "",
+                 "| step | wall time | date | command |", "|---|---:|---|---|"]  # fmt: skip
+        lines += [f"| {k} | {e['seconds'] / 60:.1f} min{' (failed)' if e['failed'] else ''} | {e['date']} | "
+                  f"`{e['command']}` |" for k, e in entries.items()]  # fmt: skip
+        (REPO / self.docs / "RESULTS_LOG.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    tyro.cli(MakeResults).main()

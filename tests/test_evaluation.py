@@ -1,0 +1,144 @@
+"""The evaluation protocol: the reprojection baseline, baseline settings per kind of data, scoring, report rows."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+from nerfstudio.configs.method_configs import all_methods
+
+from tnerf_ns.evaluation import baselines
+from tnerf_ns.evaluation.comparison_report import plot, write_table
+from tnerf_ns.evaluation.protocol import ROW_KEYS, ComparisonRow, on_white, score_views, spread
+from tnerf_ns.evaluation.reprojection import project, reproject_views, source_points, splat_image
+from tnerf_ns.geometry import pixel_rays
+
+
+def look_at(eye, target=(0.0, 0.0, 0.0)) -> torch.Tensor:
+    """OpenGL camera-to-world looking from ``eye`` at ``target`` (z up)."""
+    eye, target = torch.tensor(eye), torch.tensor(target)
+    back = torch.nn.functional.normalize(eye - target, dim=0)
+    right = torch.nn.functional.normalize(torch.linalg.cross(torch.tensor([0.0, 0.0, 1.0]), back), dim=0)
+    up = torch.linalg.cross(back, right)
+    return torch.cat([torch.stack([right, up, back], dim=1), eye[:, None]], dim=1)
+
+
+K = torch.tensor([[20.0, 0, 16], [0, 20.0, 16], [0, 0, 1]])
+
+
+def test_project_inverts_source_points():
+    c2w = look_at((3.0, 1.0, 0.5))
+    depth = torch.rand(1, 32, 32) + 2.0
+    points = source_points(c2w[None], K[None], depth)[0].reshape(-1, 3)
+    uv, z = project(points, c2w, K)
+    v, u = torch.meshgrid(torch.arange(32) + 0.5, torch.arange(32) + 0.5, indexing="ij")
+    assert torch.allclose(uv, torch.stack([u, v], -1).reshape(-1, 2), atol=1e-3)
+    assert torch.allclose(z, depth.reshape(-1), atol=1e-4)
+
+
+def test_reprojecting_into_the_source_camera_reproduces_its_image():
+    c2w = look_at((3.0, 0.0, 0.0))
+    image = torch.rand(1, 3, 32, 32)
+    depth = torch.full((1, 32, 32), 3.0)
+    out = reproject_views(image, c2w[None], K[None], depth, torch.ones(1, 32, 32), c2w, K, 32, 32, torch.ones(3))
+    assert torch.allclose(out, image[0].permute(1, 2, 0), atol=1e-6)
+
+
+def test_z_buffer_keeps_the_nearest_point_and_holes_stay_background():
+    c2w = look_at((5.0, 0.0, 0.0))
+    origins, dirs, _ = pixel_rays(c2w, K, 32, 32)
+    ray = dirs[16, 16]
+    near, far = origins[16, 16] + 2.0 * ray, origins[16, 16] + 4.0 * ray  # both land on pixel (16, 16)
+    colours = torch.tensor([[1.0, 0, 0], [0, 0, 1.0]])
+    for order in ([0, 1], [1, 0]):  # whatever the order, the nearer red point wins
+        out = splat_image(torch.stack([near, far])[order], colours[order], c2w, K, 32, 32, torch.ones(3))
+        assert torch.equal(out[16, 16], torch.tensor([1.0, 0, 0]))
+    assert (out.reshape(-1, 3) == 1).all(-1).sum() == 32 * 32 - 1  # every other pixel is a white hole
+    behind = origins[0, 0] - 2.0 * dirs[0, 0]
+    assert (splat_image(behind[None], colours[:1], c2w, K, 32, 32, torch.ones(3)) == 1).all()  # behind the camera
+
+
+def test_near_far_keeps_the_box_in_view():
+    c2w = torch.stack([look_at((4.0, 0, 0)), look_at((0, 2.0, 0))])
+    aabb = torch.tensor([[-1.0, -1, -1], [1, 1, 1]])
+    near, far = baselines.near_far_from_cameras(c2w, aabb)
+    assert near == pytest.approx(2.0 - math.sqrt(3), abs=1e-5) and far == pytest.approx(4.0 + math.sqrt(3), abs=1e-5)
+
+
+def test_data_kind_tells_blender_rig_generated_and_captures(tmp_path):
+    (tmp_path / "rig").mkdir()
+    (tmp_path / "rig" / "transforms_train.json").write_text("{}")
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    (gen / "transforms_train.json").write_text("{}")
+    (gen / "transforms.json").write_text(json.dumps({"tnerf": {"world_box": [[-1, -1, -1], [1, 1, 1]]}}))
+    (tmp_path / "capture").mkdir()
+    assert [baselines.data_kind(tmp_path / n) for n in ("rig", "gen", "capture")] == ["blender-rig", "generated",
+                                                                                        "capture"]  # fmt: skip
+
+
+def test_nerfacto_settings_follow_the_data():
+    rig = copy.deepcopy(all_methods["nerfacto"])
+    s = baselines.settings_for("nerfacto", rig, "blender-rig")
+    assert (s.background, s.near, s.far, s.scene_contraction, s.camera_optimizer) == ("white", 2.0, 6.0, False, "off")
+    assert s.rays_per_step == 4096 and s.preset == "authors"  # nerfacto's own batch
+    assert rig.pipeline.model.disable_scene_contraction and rig.pipeline.model.camera_optimizer.mode == "off"
+    gen = copy.deepcopy(all_methods["nerfacto"])
+    s = baselines.settings_for("nerfacto", gen, "generated", near_far=(0.4, 7.0), rays_per_step=1024)
+    assert (s.near, s.far, s.rays_per_step, s.preset) == (0.4, 7.0, 1024, "equal-rays")
+    assert gen.pipeline.datamanager.train_num_rays_per_batch == 1024
+    cap = copy.deepcopy(all_methods["nerfacto"])
+    s = baselines.settings_for("nerfacto", cap, "capture")
+    assert (s.background, s.near, s.far, s.scene_contraction, s.camera_optimizer) == (
+        "last_sample", 0.05, 1000.0, True, "SO3xR3")  # fmt: skip
+    with pytest.raises(ValueError, match="near/far"):
+        baselines.settings_for("nerfacto", copy.deepcopy(all_methods["nerfacto"]), "generated")
+
+
+def test_vanilla_nerf_on_generated_scenes_gets_the_derived_near_far():
+    cfg = copy.deepcopy(all_methods["vanilla-nerf"])
+    s = baselines.settings_for("vanilla-nerf", cfg, "generated", near_far=(0.5, 5.0))
+    assert (s.near, s.far) == (0.5, 5.0) and cfg.pipeline.model.collider_params["near_plane"] == 0.5
+    assert baselines.settings_for("vanilla-nerf", copy.deepcopy(all_methods["vanilla-nerf"]), "blender-rig").near == 2.0
+
+
+class _Images:
+    def __init__(self, images):
+        self.images = images
+
+    def get_image_float32(self, i):
+        return self.images[i]
+
+
+def test_score_views_composites_on_white_and_counts_views():
+    rgba = torch.zeros(3, 8, 8, 4)  # transparent: white on the benchmark's background
+    scores = score_views(lambda i: torch.ones(8, 8, 3), _Images(rgba), [0, 2], keep=[2])
+    assert scores.views == 2 and scores.image_size == [8, 8] and scores.psnr > 100 and list(scores.renders) == [2]
+    assert torch.equal(on_white(rgba[0]), torch.ones(8, 8, 3))
+    with pytest.raises(ValueError, match="render of view 0"):
+        score_views(lambda i: torch.ones(4, 4, 3), _Images(rgba), [0])
+    assert spread(100, 16)[0] == 0 and spread(100, 16)[-1] == 99 and len(spread(100, 16)) == 16
+    assert spread(3, 16) == [0, 1, 2]
+
+
+def test_rows_have_the_documented_keys_and_make_table_and_plot(tmp_path):
+    settings = baselines.BaselineSettings("white", 2.0, 6.0, False, "off", 4096, "authors").as_dict()
+    tn = baselines.BaselineSettings("white", 1.0, 5.0, False, "off", 1024, "tnerf").as_dict()
+    rows = []
+    for split, value in (("input", 20.0), ("novel", 15.0)):
+        rows.append(ComparisonRow("tnerf feed-forward", "K=2", tn, split, 16, [200, 200], 0, 1.5, value, 0.7,
+                                  {"pretraining_seconds": 600.0, "pretraining_data": "scenes"}).as_dict())  # fmt: skip
+        rows.append(ComparisonRow("reprojection baseline", "K=2", tn, split, 16, [200, 200], 0, 0.2, value - 3, 0.5,
+                                  {"depth_source": "ground-truth depth"}).as_dict())  # fmt: skip
+        rows.append(ComparisonRow("nerfacto", "budget 60s", settings, split, 16, [200, 200], 50, 60.0, 12.0, 0.6)
+                    .as_dict())  # fmt: skip
+    assert all(set(ROW_KEYS) <= set(r) for r in rows)
+    text = write_table(rows, tmp_path, tmp_path / "scene")
+    assert "| tnerf feed-forward | K=2 | 0 | 1.5 | 16/16 | 200x200 | 20.00 | 0.700 | 15.00 | 0.700 |" in text
+    assert "| nerfacto | white | 2.00 | 6.00 | off | off | 4096 | authors |" in text
+    assert "pre-training (not per scene): 600 s" in text and "ground-truth depth" in text
+    plot(rows, tmp_path)
+    assert (tmp_path / "psnr_vs_time.png").stat().st_size > 1000

@@ -1,0 +1,130 @@
+"""Scoring and the rows of ``comparison.json``.
+
+Every method is scored by the same code on the same images: rendered RGB against the dataset image composited on
+white (the Blender benchmark's background), PSNR and SSIM per image, averaged. Two splits, the seed's two measures:
+``input`` (the views the method was given: T-NeRF's source views, a per-scene method's training views) and ``novel``
+(held-out views).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from rich.progress import track
+from torch import Tensor
+from torchmetrics.functional import structural_similarity_index_measure
+
+ROW_KEYS = ("method", "setting", "baseline_settings", "split", "eval_views", "image_size", "steps", "seconds", "psnr",
+            "ssim")  # fmt: skip
+"""The keys every row of comparison.json has (more may follow)."""
+
+
+@dataclass
+class ComparisonRow:
+    method: str
+    setting: str
+    baseline_settings: Dict
+    split: str
+    """``input`` or ``novel``."""
+    eval_views: int
+    image_size: List[int]
+    """[h, w] of the scored images."""
+    steps: int
+    seconds: float
+    """Feed-forward: encode + render of one image; per-scene methods: training time at the budget."""
+    psnr: float
+    ssim: float
+    extra: Dict = field(default_factory=dict)
+    """Anything else worth keeping (per-row notes such as the depth source of the reprojection baseline)."""
+
+    def as_dict(self) -> Dict:
+        row = asdict(self)
+        row.update(row.pop("extra"))
+        return row
+
+
+def on_white(image: Float[Tensor, "h w c"]) -> Float[Tensor, "h w 3"]:
+    """RGB of an RGB or RGBA image composited on white."""
+    if image.shape[-1] == 4:
+        return image[..., :3] * image[..., 3:] + (1 - image[..., 3:])
+    return image[..., :3]
+
+
+def psnr(a: Tensor, b: Tensor) -> float:
+    return 10 * math.log10(1.0 / max(float(((a - b) ** 2).mean()), 1e-12))
+
+
+def ssim(a: Tensor, b: Tensor) -> float:
+    return float(structural_similarity_index_measure(a.permute(2, 0, 1)[None], b.permute(2, 0, 1)[None],
+                                                     data_range=1.0))  # fmt: skip
+
+
+def spread(n_total: int, n: int) -> List[int]:
+    """``n`` indices spread evenly over ``range(n_total)``."""
+    return sorted({int(i) for i in np.linspace(0, n_total - 1, min(n, n_total)).round()})
+
+
+@dataclass
+class Scores:
+    psnr: float
+    ssim: float
+    views: int
+    image_size: List[int]
+    renders: Dict[int, Tensor] = field(default_factory=dict)
+    """Renders of the views asked for by ``keep`` (for figures)."""
+
+
+def score_views(
+    render: Callable[[int], Tensor],
+    dataset,
+    indices: Sequence[int],
+    label: str = "scoring",
+    keep: Sequence[int] = (),
+) -> Scores:
+    """Mean PSNR/SSIM of ``render(i)`` ([h, w, 3] in [0, 1]) against image ``i`` of ``dataset`` on white."""
+    values, renders, size = [], {}, [0, 0]
+    for i in track(list(indices), description=label, transient=True):
+        gt = on_white(dataset.get_image_float32(int(i)))
+        with torch.no_grad():
+            rgb = render(int(i)).detach().float().cpu().clamp(0, 1)
+        if rgb.shape != gt.shape:
+            raise ValueError(f"{label}: render of view {i} is {tuple(rgb.shape)}, its image {tuple(gt.shape)}")
+        values.append((psnr(rgb, gt), ssim(rgb, gt)))
+        size = list(gt.shape[:2])
+        if i in keep:
+            renders[int(i)] = rgb
+    mean = np.mean(np.array(values), axis=0) if values else (float("nan"), float("nan"))
+    return Scores(float(mean[0]), float(mean[1]), len(values), size, renders)
+
+
+def camera_renderer(pipeline, dataset) -> Callable[[int], Tensor]:
+    """``render(i)``: the model's RGB for camera ``i`` of ``dataset``, composited as the model composites."""
+
+    def render(i: int) -> Tensor:
+        camera = dataset.cameras[i : i + 1].to(pipeline.device)
+        return pipeline.model.get_outputs_for_camera(camera)["rgb"]
+
+    return render
+
+
+def training_seconds(run_dir: Path) -> Optional[float]:
+    """Wall time of a nerfstudio training run, from its tensorboard events (first to last logged step)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = sorted(run_dir.glob("events.out.tfevents.*"))
+    if not events:
+        return None
+    acc = EventAccumulator(str(events[-1]), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = acc.Tags().get("scalars", [])
+    tag = "Train Loss" if "Train Loss" in tags else (tags[0] if tags else None)
+    if tag is None:
+        return None
+    scalars = acc.Scalars(tag)
+    return float(scalars[-1].wall_time - scalars[0].wall_time)
