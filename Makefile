@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.tnerf-installed
 
-.PHONY: setup demo backbone-demo test test-fast fuzz lint bench gpu-check gpu-wheels clean-venv
+.PHONY: setup demo backbone-demo test test-fast fuzz lint bench results gpu-check gpu-wheels clean-venv
 
 setup: $(STAMP)
 
@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	# ns-render needs an `ffmpeg` executable: take the one shipped in the imageio-ffmpeg wheel
 	ln -sf "$$($(PY) -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" $(VENV)/bin/ffmpeg
+	# open3d (ns-export) imports only with libusb-1.0: a warning, not an error (everything else works without it)
+	@$(PY) -c "import ctypes.util, sys; sys.exit(ctypes.util.find_library('usb-1.0') is None)" || echo "WARNING: libusb-1.0 is missing: ns-export will not run (open3d needs it); apt-get install libusb-1.0-0"
 	touch $(STAMP)
 
 demo: setup
@@ -46,6 +48,12 @@ gpu-check:
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Every number README shows (about an hour on 2 CPU threads; nothing else may run meanwhile): comparisons on lego, mic
+# and a generated scene, feed-forward quality against K, the dynamic evaluation, the benchmarks, then sync_readme.
+# Commands and wall times land in docs/results/RESULTS_LOG.md. Trains the demo checkpoint first when there is none.
+results: setup
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/make_results.py
 
 # Every speed benchmark (backbone, backbone cache, grid renderer, tri-plane field, encoding scaling, dynamic scenes)
 # into docs/results/benchmarks.md, and the two rendering paths on the demo's checkpoint (make demo first; without

@@ -42,11 +42,21 @@ def test_compare_methods_runs_tnerf_and_nerfacto(trained, scenes, tmp_path):
     scene = scenes / "synth_000003"
     run("scripts/compare_methods.py", "--data", str(scene), "--out", str(tmp_path), "--methods", "tnerf", "nerfacto",
         "--tnerf-checkpoint", str(trained.parent / "nerfstudio_models"), "--budgets", "4", "--source-views", "2",
-        "--eval-images", "1", "--scale", "1.0", "--rays-per-batch", "64", "--device", "cpu")  # fmt: skip
+        "--eval-views", "2", "--intermediate-views", "1", "--scale", "1.0", "--rays-per-step", "64",
+        "--device", "cpu")  # fmt: skip
     rows = json.loads((tmp_path / "comparison.json").read_text())
-    assert [r["method"] for r in rows] == ["tnerf feed-forward", "tnerf refined (K=4)", "nerfacto"]
-    assert all(r["psnr"] == r["psnr"] for r in rows)  # finite PSNR everywhere
-    assert "LPIPS" in (tmp_path / "comparison.md").read_text() and (tmp_path / "psnr_vs_time.png").is_file()
+    methods = ["tnerf feed-forward", "reprojection baseline", "tnerf refined (K=4)", "nerfacto (equal rays)"]
+    assert [r["method"] for r in rows] == [m for m in methods for _ in ("input", "novel")]
+    assert [r["split"] for r in rows] == ["input", "novel"] * 4
+    keys = {"method", "setting", "baseline_settings", "split", "eval_views", "image_size", "steps", "seconds", "psnr",
+            "ssim"}  # fmt: skip
+    assert all(keys <= set(r) and r["psnr"] == r["psnr"] for r in rows)  # the documented keys, finite PSNR
+    assert rows[0]["eval_views"] == 2 and rows[1]["eval_views"] == 2  # K = 2 source views; 2 novel views
+    nerfacto = rows[-1]["baseline_settings"]
+    assert nerfacto["background"] == "white" and not nerfacto["scene_contraction"] and nerfacto["rays_per_step"] == 64
+    assert rows[2]["depth_source"] == "ground-truth depth"  # generated scenes carry depth
+    assert "| nerfacto (equal rays) | white |" in (tmp_path / "comparison.md").read_text()
+    assert (tmp_path / "psnr_vs_time.png").is_file()
 
 
 def test_benchmark_dynamic_prints_step_versus_full():

@@ -142,3 +142,21 @@ def test_rows_have_the_documented_keys_and_make_table_and_plot(tmp_path):
     assert "pre-training (not per scene): 600 s" in text and "ground-truth depth" in text
     plot(rows, tmp_path)
     assert (tmp_path / "psnr_vs_time.png").stat().st_size > 1000
+
+
+def test_random_interpolation_mode_draws_every_mode_in_training_and_renders_with_flow():
+    from types import SimpleNamespace
+
+    from tnerf_ns.encoding.dynamic_encoder import RANDOM_MODES, DynamicSceneEncoder
+
+    fake = SimpleNamespace(config=SimpleNamespace(interpolation_mode="random"), training=True)
+    drawn = set()
+    torch.manual_seed(0)
+    for _ in range(60):
+        DynamicSceneEncoder.draw_mode(fake)
+        drawn.add(DynamicSceneEncoder.mode.fget(fake))
+    assert drawn == set(RANDOM_MODES)
+    fake.training = False
+    assert DynamicSceneEncoder.mode.fget(fake) == "flow"
+    fake.config.interpolation_mode = "lerp"
+    assert DynamicSceneEncoder.mode.fget(fake) == "lerp"

@@ -88,6 +88,13 @@ def test_time_changes_the_prediction_and_defaults_when_missing(trained_dynamic):
 
 def test_evaluate_dynamic_compares_the_three_modes(trained_dynamic, tmp_path):
     script("scripts/evaluate_dynamic.py", "--load-config", str(trained_dynamic), "--out", str(tmp_path))
-    results = json.loads((tmp_path / "dynamic_eval.json").read_text())
-    assert set(results) == {"nearest", "lerp", "flow"} and set(results["flow"]) == {"0.5"}
-    assert (tmp_path / "dynamic_frames.png").is_file() and "| flow |" in (tmp_path / "dynamic_eval.md").read_text()
+    report = json.loads((tmp_path / "dynamic_eval.json").read_text())
+    results = report["results"]
+    assert report["trained_with"] == "flow" and report["held_out_scenes"] == 1
+    assert set(results) == {"empty field", "nearest input photo", "nearest", "lerp", "flow"}
+    # views at the source cameras' poses are scored apart from the others; only they have a nearest input photo
+    assert set(results["flow"]) == {"source poses", "other poses"} and set(results["flow"]["other poses"]) == {"0.5"}
+    assert set(results["nearest input photo"]) == {"source poses"}
+    table = (tmp_path / "dynamic_eval.md").read_text()
+    assert "| source poses | flow |" in table and "| other poses | flow |" in table
+    assert (tmp_path / "dynamic_frames.png").is_file()
