@@ -4,6 +4,7 @@
     python scripts/make_synthetic_scenes.py --out data/synth --num-scenes 20 --seed 0 --kind object
     python scripts/make_synthetic_scenes.py --out data/rooms --num-scenes 5 --kind room --max-res 160
     python scripts/make_synthetic_scenes.py --out data/dyn --num-scenes 6 --dynamic
+    python scripts/make_synthetic_scenes.py --out data/mixed --num-scenes 200 --kind mixed --max-res 96
 
 Layout: ``OUT/features/<scene>.npz`` and ``OUT/nerfmae_split.npz`` (train/val/test scene names; val = test = the
 held-out scenes). Dynamic scenes write one grid per time (``<scene>_t000.npz`` ... ``_t100.npz``), each carrying
@@ -39,8 +40,9 @@ class MakeSyntheticScenes:
     """Number of scenes."""
     seed: int = 0
     """Random seed (the output is deterministic for a seed)."""
-    kind: Literal["object", "room"] = "object"
-    """Object-centric scenes (like the Blender set) or rooms (like the indoor pre-training data)."""
+    kind: Literal["object", "room", "mixed"] = "object"
+    """Object-centric scenes (like the Blender set), rooms (like the indoor pre-training data), or mixed (objects
+    at even indices, rooms at odd ones; e.g. backbone pre-training data)."""
     dynamic: bool = False
     """Move objects between t0 and t1 and write the scene at several times."""
     times: List[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
@@ -77,7 +79,8 @@ class MakeSyntheticScenes:
             )
             if all(p.exists() for p in expected):
                 continue
-            for scene in generate_scene(self.seed, index, self.kind, self.dynamic, self.max_res, self.times):
+            kind = self.kind if self.kind != "mixed" else ("object", "room")[index % 2]
+            for scene in generate_scene(self.seed, index, kind, self.dynamic, self.max_res, self.times):
                 save_scene(features / f"{scene.name}.npz", scene)
                 stats.append(scene_statistics(scene))
 

@@ -2,6 +2,11 @@
 """Render NeRF-MAE grids (real or synthetic) into nerfstudio / Blender-format datasets, one folder per scene.
 
     python scripts/render_scenes.py --scenes data/synth --out data/synth_rendered --views 24 --size 128x128
+    # varied cameras (backbone pre-training data): per-scene field of view and aspect ratio, per-view distance,
+    # roll and off-centre look-at points
+    python scripts/render_scenes.py --scenes data/mixed --out data/mixed_rendered --views 12 \
+        --sizes 140x140 112x140 98x140 140x112 --fov-range 30 90 --distance-scale 0.9 1.6 --target-jitter 0.12 \
+        --roll-deg 20
 
 Interrupted runs leave no half-written scene (folders are renamed into place when complete) and resume: finished
 scenes rendered with the same settings are kept. ``OUT/scenes.json`` lists the scenes and the held-out ones (from
@@ -12,10 +17,11 @@ scenes rendered with the same settings are kept. ``OUT/scenes.json`` lists the s
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import torch
 import tyro
@@ -56,10 +62,26 @@ class RenderScenes:
     """Torch device of the renderer."""
     limit: Optional[int] = None
     """Render only the first N scenes."""
+    sizes: List[str] = dataclasses.field(default_factory=list)
+    """Per-scene image sizes HxW to draw from (several aspect ratios); empty: ``--size``."""
+    fov_range: Optional[Tuple[float, float]] = None
+    """Per-scene horizontal field of view range in degrees (objects and rooms); default: 45 (objects), 75 (rooms)."""
+    distance_scale: Tuple[float, float] = (1.0, 1.0)
+    """Per-view factor range on the object orbit radius."""
+    target_jitter: float = 0.0
+    """Per-view look-at offset, relative to the orbit radius (objects) or the room's half extent (rooms)."""
+    roll_deg: float = 0.0
+    """Per-view camera roll, uniform in [-roll_deg, roll_deg]."""
 
     def main(self) -> None:
         height, width = parse_size(self.size)
-        settings = RenderSettings(views=self.views, height=height, width=width, seed=self.seed)
+        if self.fov_range is not None and not 0 < self.fov_range[0] <= self.fov_range[1] < 180:
+            raise ValueError(f"--fov-range must satisfy 0 < min <= max < 180, got {self.fov_range}")
+        settings = RenderSettings(
+            views=self.views, height=height, width=width, seed=self.seed, fov_range_deg=self.fov_range,
+            sizes=tuple(parse_size(s) for s in self.sizes), distance_scale=tuple(self.distance_scale),
+            target_jitter=self.target_jitter, roll_deg=self.roll_deg,
+        )  # fmt: skip
         index = index_dataset(self.scenes)
         groups = group_scenes(index)
         if self.limit is not None:

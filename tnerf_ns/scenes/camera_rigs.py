@@ -44,16 +44,46 @@ def look_at_opengl(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.arra
     return np.stack([right, cam_up, -forward, eye], axis=1)
 
 
+@dataclass
+class RigVariation:
+    """Per-view randomisation of a rig, for varied training data (all off by default: the rigs stay as they were)."""
+
+    distance_scale: Tuple[float, float] = (1.0, 1.0)
+    """Range of a per-view factor on the orbit radius (object rigs)."""
+    target_jitter: float = 0.0
+    """Look-at points moved off the centre, uniformly in a cube of this half-size relative to the orbit radius
+    (object rigs) or to the room's half extent (room rigs)."""
+    roll_deg: float = 0.0
+    """Per-view roll about the viewing axis, uniform in [-roll_deg, roll_deg]."""
+
+    @property
+    def active(self) -> bool:
+        return self.distance_scale != (1.0, 1.0) or self.target_jitter > 0 or self.roll_deg > 0
+
+
+def apply_roll(poses: np.ndarray, roll_rad: np.ndarray) -> np.ndarray:
+    """Rotate OpenGL camera-to-world poses [n, 3, 4] about their own viewing axis (camera z) by ``roll_rad`` [n]."""
+    c, s = np.cos(roll_rad), np.sin(roll_rad)
+    rot = np.zeros((len(poses), 3, 3))
+    rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1], rot[:, 2, 2] = c, -s, s, c, 1.0
+    out = poses.copy()
+    out[:, :, :3] = poses[:, :, :3] @ rot
+    return out
+
+
 def orbit_poses(
     n: int,
     center: np.ndarray,
     radius: float,
     elevation_deg: Tuple[float, float] = (-10.0, 60.0),
     seed: Optional[int] = 0,
+    variation: Optional[RigVariation] = None,
 ) -> np.ndarray:
     """``n`` cameras around ``center`` on a sphere band, evenly spread (golden-angle spiral), looking at the centre.
 
-    With ``seed`` the spiral is rotated randomly about z (deterministically for a seed).
+    With ``seed`` the spiral is rotated randomly about z (deterministically for a seed). ``variation`` scales each
+    view's distance, moves its look-at point by up to ``target_jitter * radius`` per axis and rolls it (its own generator, so
+    the spiral itself does not change).
     """
     lo, hi = (math.radians(e) for e in elevation_deg)
     phase = np.random.default_rng(seed).uniform(0, 2 * math.pi) if seed is not None else 0.0
@@ -62,7 +92,13 @@ def orbit_poses(
     azimuth = phase + k * math.pi * (3.0 - math.sqrt(5.0))
     ring = np.sqrt(np.clip(1 - z**2, 0, 1))
     dirs = np.stack([ring * np.cos(azimuth), ring * np.sin(azimuth), z], axis=-1)
-    return np.stack([look_at_opengl(center + radius * d, center) for d in dirs])
+    if variation is None or not variation.active:
+        return np.stack([look_at_opengl(center + radius * d, center) for d in dirs])
+    rng = np.random.default_rng(None if seed is None else [seed, 1])
+    dist = radius * rng.uniform(*variation.distance_scale, size=n)
+    targets = center + rng.uniform(-1, 1, size=(n, 3)) * variation.target_jitter * radius
+    poses = np.stack([look_at_opengl(center + r * d, t) for r, d, t in zip(dist, dirs, targets)])
+    return apply_roll(poses, np.radians(rng.uniform(-variation.roll_deg, variation.roll_deg, size=n)))
 
 
 def room_poses(
@@ -72,11 +108,15 @@ def room_poses(
     height: Tuple[float, float] = (0.8, 2.0),
     wall_margin: float = 0.5,
     is_free: Optional[Callable[[np.ndarray], bool]] = None,
+    variation: Optional[RigVariation] = None,
 ) -> np.ndarray:
     """``n`` cameras inside a room box, at standing heights, looking roughly horizontally across the room.
 
-    ``is_free(eye)`` rejects positions inside or next to objects (up to 100 tries per camera).
+    ``is_free(eye)`` rejects positions inside or next to objects (up to 100 tries per camera). ``variation`` moves
+    the look-at points by up to ``target_jitter`` times the room's half extent and rolls the cameras (its own
+    generator; ``distance_scale`` does not apply inside a room).
     """
+    extra = np.random.default_rng([seed, 1]) if variation is not None and variation.active else None
     rng = np.random.default_rng(seed)
     lo, hi = box[0], box[1]
     margin = np.minimum(wall_margin, (hi - lo)[:2] / 4)
@@ -97,7 +137,12 @@ def room_poses(
         angle = 2 * math.pi * i / n + rng.uniform(-0.3, 0.3)
         target = centre + np.array([math.cos(angle), math.sin(angle), 0.0]) * 0.35 * (hi - lo)
         target[2] = eye[2] + rng.uniform(-0.6, 0.2)
+        if extra is not None:
+            target = target + extra.uniform(-1, 1, size=3) * variation.target_jitter * (hi - lo) / 2
         if np.linalg.norm((target - eye)[:2]) < 0.5:
             target[:2] = eye[:2] + np.array([math.cos(angle), math.sin(angle)])
         poses.append(look_at_opengl(eye, target))
-    return np.stack(poses)
+    poses = np.stack(poses)
+    if extra is None:
+        return poses
+    return apply_roll(poses, np.radians(extra.uniform(-variation.roll_deg, variation.roll_deg, size=n)))

@@ -19,19 +19,21 @@ import math
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from PIL import Image
 
-from tnerf_ns.scenes.camera_rigs import PinholeIntrinsics, orbit_poses, room_poses
+from tnerf_ns.scenes.camera_rigs import PinholeIntrinsics, RigVariation, orbit_poses, room_poses
 from tnerf_ns.scenes.grid_renderer import GridVolume, numpy_image, render_view
 from tnerf_ns.scenes.nerfmae import NerfMAEScene, SceneIndex, load_scene
 
 FORMAT_VERSION = 1
 SCENES_FILE = "scenes.json"
 """Root-level index of a rendered dataset: scene folders and the train / held-out split."""
+VARIATION_FIELDS = ("fov_range_deg", "sizes", "distance_scale", "target_jitter", "roll_deg")
+"""Settings that vary the rigs (pre-training data); left out of a render's record while at their defaults."""
 
 
 @dataclass
@@ -54,6 +56,31 @@ class RenderSettings:
     """Seed of the camera placement."""
     test_every: int = 8
     """Every n-th view goes to the Blender val/test files."""
+    # Variation for backbone pre-training data (defaults: off, the fixed rigs above).
+    fov_range_deg: Optional[Tuple[float, float]] = None
+    """Per-scene horizontal field of view drawn uniformly from this range (objects and rooms); None: the fixed ones."""
+    sizes: Tuple[Tuple[int, int], ...] = ()
+    """Per-scene image size (H, W) drawn from these (several aspect ratios); empty: ``height`` x ``width``."""
+    distance_scale: Tuple[float, float] = (1.0, 1.0)
+    """Per-view factor on the object orbit radius."""
+    target_jitter: float = 0.0
+    """Per-view look-at offset (relative to the orbit radius, or the room's half extent)."""
+    roll_deg: float = 0.0
+    """Per-view roll, uniform in [-roll_deg, roll_deg]."""
+
+    @property
+    def variation(self) -> RigVariation:
+        return RigVariation(tuple(self.distance_scale), self.target_jitter, self.roll_deg)
+
+    def record(self) -> dict:
+        """The settings that identify a render (variation fields at their defaults are left out, so scenes rendered
+        before they existed are still recognised)."""
+        defaults = RenderSettings()
+        record = asdict(self)
+        for name in VARIATION_FIELDS:
+            if getattr(self, name) == getattr(defaults, name):
+                record.pop(name)
+        return json.loads(json.dumps(record))  # tuples as lists, as read back from transforms.json
 
 
 def scene_kind(scene: NerfMAEScene) -> str:
@@ -73,16 +100,25 @@ def group_scenes(index: SceneIndex) -> Dict[str, List[Path]]:
 
 
 def cameras_for(scene: NerfMAEScene, settings: RenderSettings, seed: int) -> tuple:
+    """OpenGL camera-to-world poses [views, 3, 4] and the scene's intrinsics."""
     box = scene.world_box
+    rng = np.random.default_rng([seed, 2])  # per-scene field of view and size (unused by the fixed rigs)
+    height, width = settings.height, settings.width
+    if settings.sizes:
+        height, width = settings.sizes[int(rng.integers(len(settings.sizes)))]
+    fov_object, fov_room = settings.fov_object_deg, settings.fov_room_deg
+    if settings.fov_range_deg is not None:
+        fov_object = fov_room = float(rng.uniform(*settings.fov_range_deg))
+    variation = settings.variation
     if scene_kind(scene) == "object":
         # frame the matter, not the box: aim at the occupied voxels' centroid, back off to fit their bounding sphere
         occupied = np.argwhere(scene.opacity > 0.01)
         pts = box[0] + occupied * scene.pitch if len(occupied) else box.mean(0, keepdims=True)
         target = pts.mean(0)
         r_obj = max(float(np.linalg.norm(pts - target, axis=-1).max()), 1e-3)
-        radius = settings.orbit_radius * r_obj / math.sin(math.radians(settings.fov_object_deg) / 2)
-        poses = orbit_poses(settings.views, target, radius, (5.0, 65.0), seed=seed)
-        intr = PinholeIntrinsics.from_fov(settings.height, settings.width, settings.fov_object_deg)
+        radius = settings.orbit_radius * r_obj / math.sin(math.radians(fov_object) / 2)
+        poses = orbit_poses(settings.views, target, radius, (5.0, 65.0), seed=seed, variation=variation)
+        intr = PinholeIntrinsics.from_fov(height, width, fov_object)
     else:
         volume = GridVolume.from_scene(scene)
         offsets = torch.stack(torch.meshgrid(*[torch.linspace(-0.35, 0.35, 3)] * 3, indexing="ij"), -1).reshape(-1, 3)
@@ -91,8 +127,8 @@ def cameras_for(scene: NerfMAEScene, settings: RenderSettings, seed: int) -> tup
             _, sigma = volume.sample(torch.from_numpy(eye).float() + offsets)
             return bool((sigma * volume.scale * volume.pitch < 0.01).all())
 
-        poses = room_poses(settings.views, box, seed=seed, is_free=is_free)
-        intr = PinholeIntrinsics.from_fov(settings.height, settings.width, settings.fov_room_deg)
+        poses = room_poses(settings.views, box, seed=seed, is_free=is_free, variation=variation)
+        intr = PinholeIntrinsics.from_fov(height, width, fov_room)
     return poses, intr
 
 
@@ -118,7 +154,7 @@ def render_scene_folder(
     out_dir = Path(out_dir)
     record = {
         "format": FORMAT_VERSION,
-        "settings": asdict(settings),
+        "settings": settings.record(),
         # what produced the scene: settings and the exact grid files (a regenerated grid makes the scene stale)
         "grids": [[str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns] for p in grid_paths],
     }
