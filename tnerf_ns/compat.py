@@ -139,6 +139,30 @@ def frame_the_scene_in_the_viewer() -> None:
     viewer.Viewer.init_scene = init_scene
 
 
+def rgba_alpha_is_the_opacity() -> None:
+    """nerfstudio 1.1.5's ``Model.get_rgba_image`` gives every pixel alpha 1 unless the background is random, so
+    ``ns-export pointcloud`` / ``poisson`` (which keep rays whose alpha exceeds 0.5) turn every ray of a white- or
+    black-background model into a point: background rays give floaters, rays missing the box give points at the
+    camera. For T-NeRF models alpha is the rendered accumulation (colour unchanged); other models are unaffected."""
+    from nerfstudio.models.base_model import Model
+
+    original = Model.get_rgba_image
+    if getattr(original, "tnerf_guard", False):
+        return
+
+    def get_rgba_image(self, outputs, output_name="rgb"):
+        from tnerf_ns.models.tnerf_model import TNeRFModel
+
+        rgba = original(self, outputs, output_name)
+        accumulation = outputs.get(output_name.replace("rgb", "accumulation"))
+        if not isinstance(self, TNeRFModel) or accumulation is None or self.renderer_rgb.background_color == "random":
+            return rgba
+        return torch.cat([rgba[..., :3], accumulation.reshape(*rgba.shape[:-1], 1).to(rgba)], dim=-1)
+
+    get_rgba_image.tnerf_guard = True  # type: ignore[attr-defined]
+    Model.get_rgba_image = get_rgba_image
+
+
 def apply_base_patches() -> None:
     """The patches that need no nerfstudio import (applied when ``tnerf_ns`` is imported)."""
     allow_numpy_scalars_in_checkpoints()
@@ -149,4 +173,5 @@ def apply_base_patches() -> None:
 def apply_nerfstudio_patches() -> None:
     """The patches of nerfstudio itself (applied when the T-NeRF pipeline is imported)."""
     allow_zero_iteration_runs()
+    rgba_alpha_is_the_opacity()
     frame_the_scene_in_the_viewer()

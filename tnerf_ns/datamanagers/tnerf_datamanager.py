@@ -21,10 +21,12 @@ from nerfstudio.data.utils.dataloaders import FixedIndicesEvalDataloader, RandIn
 from nerfstudio.model_components.ray_generators import RayGenerator
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from tnerf_ns.compat import frame_the_scene_in_the_viewer
 from tnerf_ns.data.dataset import TNeRFDataset
 from tnerf_ns.data.image_check import ImageCheckError, damaged_images
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
 from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry
+from tnerf_ns.datamanagers.tool_view import ToolView, viewer_pose
 from tnerf_ns.encoding.cache import LRUCache
 
 
@@ -76,6 +78,8 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         self.world_size_ = world_size
         self.local_rank_ = local_rank
         self.generator = torch.Generator().manual_seed(1234 + local_rank)
+        self.tool_view: Optional[ToolView] = None  # set by setup_train outside training
+        frame_the_scene_in_the_viewer()  # the viewer starts at viewer_camera() (a no-op without a viewer)
         super().__init__(config, device, test_mode, world_size, local_rank, **kwargs)
 
     # ------------------------------------------------------------------ datasets and scenes
@@ -198,11 +202,23 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
 
     # ------------------------------------------------------------------ setup (no all-images cache dataloader)
     def setup_train(self) -> None:
-        CONSOLE.print(
-            f"T-NeRF training on {len(self.rank_scenes)} scene(s), {self.config.num_source_views} source views"
-        )
         self.train_pixel_sampler = None
         self.train_ray_generator = RayGenerator(self.train_dataset.cameras.to(self.device))
+        if self.test_mode == "val":
+            CONSOLE.print(
+                f"T-NeRF training on {len(self.rank_scenes)} scene(s), {self.config.num_source_views} source views"
+            )
+            return
+        # built by eval_setup (ns-export, the viewer, ns-render): tools see the default scene as the training split
+        view = ToolView(
+            self.context_provider,
+            subset_outputs,
+            self.config.train_num_rays_per_batch,
+            self.config.camera_res_scale_factor,
+            self.device,
+        )
+        self.tool_view, self.train_pixel_sampler = view, view.sampler
+        self.train_dataset, self.train_dataparser_outputs = view.dataset, view.outputs
 
     def setup_eval(self) -> None:
         self.eval_pixel_sampler = None
@@ -211,6 +227,12 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
             input_dataset=self.eval_dataset, device=self.device
         )
         self.eval_dataloader = RandIndicesEvalDataloader(input_dataset=self.eval_dataset, device=self.device)
+
+    def viewer_camera(self) -> Dict[str, np.ndarray]:
+        """Where the viewer's camera starts: a camera of the default scene (see ``tool_view.viewer_pose``)."""
+        entry = self.context_provider.entry(self.context_provider.default_scene)
+        cameras = entry.dataset.cameras[torch.tensor(entry.image_indices)]
+        return viewer_pose(cameras, self.train_dataparser_outputs.scene_box.aabb)
 
     def get_train_rays_per_batch(self) -> int:
         return self.config.train_num_rays_per_batch
@@ -273,6 +295,8 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
 
     def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
         self.train_count += 1
+        if self.tool_view is not None:  # outside training: fresh rays of the default scene on every call
+            return self.tool_view.next_rays()
         self._seed(step, 0)
         entry = self._pick(self.rank_scenes)
         return self._ray_batch(entry, self.train_ray_generator, self.config.train_num_rays_per_batch, True)
@@ -281,7 +305,7 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         self.eval_count += 1
         self._seed(step, 1)
         entry = self._pick(self.eval_scenes)
-        gen = self.train_ray_generator if entry.dataset is self.train_dataset else self.eval_ray_generator
+        gen = self.eval_ray_generator if entry.dataset is self.eval_context_dataset else self.train_ray_generator
         return self._ray_batch(entry, gen, self.config.eval_num_rays_per_batch, False)
 
 
