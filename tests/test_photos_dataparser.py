@@ -129,3 +129,26 @@ def test_ns_train_names_an_empty_photo_folder(tmp_path):
                            "--backbone", "vggt-small", "--weights", "random"], cwd=REPO, env=env(),
                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert proc.returncode != 0 and f"{tmp_path / 'empty'}: no images" in proc.stdout + proc.stderr
+
+
+def test_evaluate_posefree_writes_results(scenes, tiny_weights, tmp_path):
+    """The evaluation script on a tiny scene with a 2-step tiny run: camera errors and both PSNRs."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    ns("ns-train", "tnerf", "--machine.device-type", "cpu", "--max-num-iterations", "2", "--output-dir",
+       str(tmp_path / "runs"), "--experiment-name", "t", "--timestamp", "run", "--vis", "tensorboard",
+       "--pipeline.model.compute-lpips", "False", *TINY_MODEL, "tnerf-scenes", "--data", str(scenes))  # fmt: skip
+    trained = tmp_path / "runs" / "t" / "tnerf" / "run" / "config.yml"
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "scripts/evaluate_posefree.py", "--label", "tiny", "--backbone", "vggt-small",
+                           "--weights", str(tiny_weights), "--scenes", str(scenes), "--max-scenes", "1",
+                           "--tnerf-config", str(trained), "--out", str(out), "--work", str(tmp_path / "work"),
+                           "--device", "cpu"], cwd=REPO, capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    row = next(iter(json.loads((out / "tiny.json").read_text())["scenes"].values()))
+    assert row["vggt"]["rotation_deg"] >= 0 and row["baseline"]["centre_rel"] > 0
+    assert np.isfinite(row["gt_poses"]["psnr"]) and np.isfinite(row["pose_free"]["psnr"])
+    assert "| tiny (`vggt-small`) | 1 |" in (out / "posefree.md").read_text()
