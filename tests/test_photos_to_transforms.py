@@ -234,3 +234,15 @@ def test_script_errors_are_one_clear_line(tmp_path):
     proc = run_script("--images", str(tmp_path / "photos"), "--out", str(tmp_path / "o"), "--backbone", "vggt-small",
                       "--weights", "random")  # fmt: skip
     assert proc.returncode == 2 and str(tmp_path / "photos") in proc.stdout and "no images" in proc.stdout
+
+
+def test_photos_of_several_sizes_keep_their_own_resolution(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (200, 100), (255, 0, 0)).save(tmp_path / "a.png")
+    Image.new("RGBA", (90, 60), (0, 255, 0, 128)).save(tmp_path / "b.png")
+    images, hw = load_photos([tmp_path / "a.png", tmp_path / "b.png"], 140)
+    assert images.shape == (2, 3, 70, 140) and hw.tolist() == [[100.0, 200.0], [60.0, 90.0]]
+    assert torch.allclose(images[1, :, 35, 70], torch.tensor([0.498, 1.0, 0.498]), atol=0.01)  # alpha over white
+    intr = fov_to_intrinsics(torch.full((2, 2), math.radians(60)), hw)
+    assert torch.allclose(intr[:, 2:], torch.tensor([[100.0, 50.0], [45.0, 30.0]]))
