@@ -85,6 +85,8 @@ class EvaluatePoseFree:
     """VGGT that poses the photos."""
     weights: Optional[str] = None
     """Its weights; None: the preset's default (vggt-small: the shipped pre-trained file)."""
+    max_tokens: int = 100_000
+    """Token budget of one VGGT pass (a small one forces anchored chunks, to measure what chunking costs)."""
     scenes: Path = REPO / "demo_output" / "posefree_scenes"
     """Rendered held-out scenes (made here when missing)."""
     num_scenes: int = 5
@@ -149,7 +151,8 @@ class EvaluatePoseFree:
         meta = json.loads((scene / "transforms.json").read_text())
         box = tuple(map(tuple, meta["tnerf"]["world_box"]))
         gt_parser = BoxedNerfstudioConfig(data=scene, box=box, orientation_method="none", center_method="none",
-                                          auto_scale_poses=False, eval_mode="all", depth_unit_scale_factor=1.0)  # fmt: skip
+                                          auto_scale_poses=False, eval_mode="all",
+                                          depth_unit_scale_factor=1.0)  # fmt: skip
         with_gt = self.pipeline(gt_parser, scene)
         entry = with_gt.datamanager.context_provider.entry(with_gt.datamanager.context_provider.default_scene)
         names = [Path(f).name for f in entry.dataset.image_filenames]
@@ -160,8 +163,10 @@ class EvaluatePoseFree:
         result["gt_poses"] = self.render(with_gt, sources, targets, [dataset.cameras[names.index(n)] for n in targets])
         del with_gt
 
-        free = self.pipeline(TNeRFPhotosDataParserConfig(data=scene / "images", output_dir=posed, eval_mode="all",
-                             backbone=self.backbone, weights=self.weights), scene / "images")  # fmt: skip
+        free_parser = TNeRFPhotosDataParserConfig(data=scene / "images", output_dir=posed, eval_mode="all",
+                                                  backbone=self.backbone, weights=self.weights,
+                                                  max_tokens=self.max_tokens)  # fmt: skip
+        free = self.pipeline(free_parser, scene / "images")
         order = sorted(gt)
         to_pred = align_sim3(torch.tensor(np.stack([gt[n][0] for n in order])).float(),
                              torch.tensor(np.stack([pred[n][0] for n in order])).float())  # fmt: skip
@@ -178,8 +183,9 @@ class EvaluatePoseFree:
         self.make_scenes()
         index = json.loads((self.scenes / "scenes.json").read_text())
         names = list(index["scenes"])[: self.max_scenes]  # all generated here: none was seen in training
-        config = PosingConfig(backbone=self.backbone, weights=self.weights)
+        config = PosingConfig(backbone=self.backbone, weights=self.weights, max_tokens=self.max_tokens)
         results = {"label": self.label, "backbone": self.backbone, "weights": config.resolved_weights(),
+                   "max_tokens": self.max_tokens,
                    "measured": datetime.now().isoformat(timespec="minutes"), "scenes": {}}  # fmt: skip
         for name in names:
             scene = self.scenes / name
@@ -187,12 +193,13 @@ class EvaluatePoseFree:
             meta_file = ensure_transforms(scene / "images", config, posed, self.device)
             gt, pred = read_cameras(scene / "transforms.json"), read_cameras(meta_file)
             order = sorted(gt)
-            stack = lambda cams, i: torch.tensor(np.stack([cams[n][i] for n in order]), dtype=torch.float64)  # noqa: E731
+            stack = lambda cams, i: torch.tensor(np.stack([cams[n][i] for n in order])).double()  # noqa: E731
             size = float(
                 np.ptp(np.asarray(json.loads((scene / "transforms.json").read_text())["tnerf"]["world_box"]), 0).max()
             )
             row = {
                 "views": len(order),
+                "passes": len(json.loads(meta_file.read_text())["tnerf_photos"]["passes"]),
                 "vggt": aligned_errors(stack(pred, 0), stack(pred, 1), stack(gt, 0), stack(gt, 1), size),
                 "baseline": mean_pose_baseline(stack(gt, 0), stack(gt, 1), size),
             }
@@ -207,8 +214,9 @@ class EvaluatePoseFree:
 
 def write_markdown(folder: Path) -> None:
     """posefree.md: per measurement (label) the mean camera errors beside the baseline, and the PSNRs."""
-    lines = ["| weights (label) | scenes | rotation error (deg) | centre error (x scene size) | FoV error (deg) | "
-             "T-NeRF PSNR, true poses | T-NeRF PSNR, pose-free | empty-field PSNR |", "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = ["| weights (label) | scenes | VGGT passes per scene | rotation error (deg) | centre error (x scene size) "
+             "| FoV error (deg) | T-NeRF PSNR, true poses | T-NeRF PSNR, pose-free | empty-field PSNR |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for path in sorted(folder.glob("*.json")):
         res = json.loads(path.read_text())
         rows = list(res["scenes"].values())
@@ -218,12 +226,10 @@ def write_markdown(folder: Path) -> None:
             psnrs = tuple(
                 f"{mean(*k):.2f}" for k in (("gt_poses", "psnr"), ("pose_free", "psnr"), ("gt_poses", "empty_psnr"))
             )
-        lines.append(
-            f"| {res['label']} (`{res['backbone']}`) | {len(rows)} | {mean('vggt', 'rotation_deg'):.1f} "
-            f"(baseline {mean('baseline', 'rotation_deg'):.1f}) | {mean('vggt', 'centre_rel'):.3f} "
-            f"(baseline {mean('baseline', 'centre_rel'):.3f}) | {mean('vggt', 'fov_deg'):.1f} "
-            f"(baseline {mean('baseline', 'fov_deg'):.1f}) | {psnrs[0]} | {psnrs[1]} | {psnrs[2]} |"
-        )
+        cells = [f"{res['label']} (`{res['backbone']}`)", str(len(rows)), f"{mean('passes'):g}"]
+        for key, digits in (("rotation_deg", 1), ("centre_rel", 3), ("fov_deg", 1)):
+            cells.append(f"{mean('vggt', key):.{digits}f} (baseline {mean('baseline', key):.{digits}f})")
+        lines.append("| " + " | ".join([*cells, *psnrs]) + " |")
     (folder / "posefree.md").write_text("\n".join(lines) + "\n")
 
 

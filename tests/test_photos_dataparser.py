@@ -143,10 +143,11 @@ def test_evaluate_posefree_writes_results(scenes, tiny_weights, tmp_path):
        "--pipeline.model.compute-lpips", "False", *TINY_MODEL, "tnerf-scenes", "--data", str(scenes))  # fmt: skip
     trained = tmp_path / "runs" / "t" / "tnerf" / "run" / "config.yml"
     out = tmp_path / "results"
-    proc = subprocess.run([sys.executable, "scripts/evaluate_posefree.py", "--label", "tiny", "--backbone", "vggt-small",
-                           "--weights", str(tiny_weights), "--scenes", str(scenes), "--max-scenes", "1",
-                           "--tnerf-config", str(trained), "--out", str(out), "--work", str(tmp_path / "work"),
-                           "--device", "cpu"], cwd=REPO, capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    args = ["--label", "tiny", "--backbone", "vggt-small", "--weights", str(tiny_weights), "--scenes", str(scenes),
+            "--max-scenes", "1", "--tnerf-config", str(trained), "--out", str(out), "--work", str(tmp_path / "work"),
+            "--device", "cpu"]  # fmt: skip
+    proc = subprocess.run([sys.executable, "scripts/evaluate_posefree.py", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=600, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     row = next(iter(json.loads((out / "tiny.json").read_text())["scenes"].values()))
     assert row["vggt"]["rotation_deg"] >= 0 and row["baseline"]["centre_rel"] > 0
