@@ -215,8 +215,8 @@ class EvaluatePoseFree:
 def write_markdown(folder: Path) -> None:
     """posefree.md: per measurement (label) the mean camera errors beside the baseline, and the PSNRs."""
     lines = ["| weights (label) | scenes | VGGT passes per scene | rotation error (deg) | centre error (x scene size) "
-             "| FoV error (deg) | T-NeRF PSNR, true poses | T-NeRF PSNR, pose-free | empty-field PSNR |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+             "| FoV error (deg) | AUC@30 (pairs) | T-NeRF PSNR, true poses | T-NeRF PSNR, pose-free | empty-field PSNR |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for path in sorted(folder.glob("*.json")):
         res = json.loads(path.read_text())
         rows = list(res["scenes"].values())
@@ -227,7 +227,7 @@ def write_markdown(folder: Path) -> None:
                 f"{mean(*k):.2f}" for k in (("gt_poses", "psnr"), ("pose_free", "psnr"), ("gt_poses", "empty_psnr"))
             )
         cells = [f"{res['label']} (`{res['backbone']}`)", str(len(rows)), f"{mean('passes'):g}"]
-        for key, digits in (("rotation_deg", 1), ("centre_rel", 3), ("fov_deg", 1)):
+        for key, digits in (("rotation_deg", 1), ("centre_rel", 3), ("fov_deg", 1), ("auc30", 3)):
             cells.append(f"{mean('vggt', key):.{digits}f} (baseline {mean('baseline', key):.{digits}f})")
         lines.append("| " + " | ".join([*cells, *psnrs]) + " |")
     (folder / "posefree.md").write_text("\n".join(lines) + "\n")

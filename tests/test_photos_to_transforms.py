@@ -96,6 +96,7 @@ def test_umeyama_recovers_a_known_similarity():
     assert errors["rotation_deg"] < 1e-4 and errors["centre_rel"] < 1e-6 and errors["fov_deg"] == 0
     baseline = mean_pose_baseline(gt, fov, scene_size=1.0)
     assert baseline["rotation_deg"] > 30 and baseline["centre_rel"] > 1.0
+    assert errors["auc30"] == pytest.approx(1.0) and baseline["auc30"] == 0.0
 
 
 def test_normalised_world_is_z_up_centred_and_unit():

@@ -8,7 +8,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from tnerf_ns.geometry import umeyama_similarity
+from tnerf_ns.backbone.geometry_metrics import auc, relative_pose_errors
+from tnerf_ns.geometry import opengl_c2w_to_opencv_w2c, umeyama_similarity
 from tnerf_ns.posing.cameras import Similarity
 
 
@@ -40,7 +41,9 @@ def camera_errors(
     scene_size: float,
 ) -> Dict[str, float]:
     """Mean errors of cameras already in the ground-truth frame: rotation (degrees), centre (fraction of
-    ``scene_size``) and field of view (degrees, mean over both axes)."""
+    ``scene_size``) and field of view (degrees, mean over both axes); and VGGT's alignment-free AUC@30 over all view
+    pairs (relative rotation and translation-direction errors)."""
+    pairs = relative_pose_errors(opengl_c2w_to_opencv_w2c(c2w)[None], opengl_c2w_to_opencv_w2c(gt_c2w)[None])
     rot = rotation_angle_deg(c2w[:, :3, :3], gt_c2w[:, :3, :3])
     centre = (c2w[:, :3, 3] - gt_c2w[:, :3, 3]).norm(dim=-1) / scene_size
     fov = (fov_deg - gt_fov_deg).abs().mean(-1)
@@ -50,6 +53,7 @@ def camera_errors(
         "centre_rel": float(centre.mean()),
         "centre_rel_max": float(centre.max()),
         "fov_deg": float(fov.mean()),
+        "auc30": auc(pairs["rre"], pairs["rta"]),
     }
 
 
