@@ -58,6 +58,8 @@ class MakeResults:
     """Run only these steps (names as in the log)."""
     skip: List[str] = field(default_factory=list)
     """Steps not to run."""
+    note: str = ""
+    """Recorded beside this run's steps in the log (e.g. that other jobs shared the machine)."""
 
     def steps(self) -> List[Tuple[str, List[str]]]:
         py, w, d = sys.executable, self.work, self.docs
@@ -241,16 +243,17 @@ class MakeResults:
         entries = json.loads(store.read_text()) if store.is_file() else {}
         day = time.strftime("%Y-%m-%d")
         for name, (cmd, sec) in log.items():
-            entries[name] = {"command": cmd, "seconds": round(sec, 1), "date": day, "failed": name == failed}
+            entries[name] = {"command": cmd, "seconds": round(sec, 1), "date": day, "failed": name == failed,
+                             "note": self.note}  # fmt: skip
         order = [name for name, _ in self.steps()]
         entries = {k: entries[k] for k in sorted(entries, key=lambda k: order.index(k) if k in order else len(order))}
         store.write_text(json.dumps(entries, indent=2) + "\n")
         lines = ["## Results log", "", f"Machine: {os.cpu_count()} CPU threads, no GPU. Last run {day}: "
                  f"{total / 60:.1f} min" + (f", **stopped at {failed}**" if failed else "") + "; all steps: "
                  f"{sum(e['seconds'] for e in entries.values()) / 60:.0f} min.", "",
-                 "| step | wall time | date | command |", "|---|---:|---|---|"]  # fmt: skip
+                 "| step | wall time | date | note | command |", "|---|---:|---|---|---|"]  # fmt: skip
         lines += [f"| {k} | {e['seconds'] / 60:.1f} min{' (failed)' if e['failed'] else ''} | {e['date']} | "
-                  f"`{e['command']}` |" for k, e in entries.items()]  # fmt: skip
+                  f"{e.get('note', '')} | `{e['command']}` |" for k, e in entries.items()]  # fmt: skip
         (REPO / self.docs / "RESULTS_LOG.md").write_text("\n".join(lines) + "\n")
 
 
