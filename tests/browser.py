@@ -1,0 +1,115 @@
+"""A headless Chromium driven over the Chrome DevTools protocol (for the viewer test): open a page, screenshot it,
+drag the mouse. Only the standard library and ``websockets`` (a viser dependency) are used."""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from PIL import Image
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def find_browser() -> Optional[str]:
+    return next((path for name in BROWSERS if (path := shutil.which(name))), None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float, proc: Optional[subprocess.Popen] = None) -> None:
+    """Until ``url`` answers (or ``proc`` exits, or ``timeout`` seconds pass)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+class Chromium:
+    """One headless Chromium with one page; WebGL through SwiftShader (no GPU needed)."""
+
+    def __init__(self, binary: str, profile: Path, width: int = 1000, height: int = 700) -> None:
+        from websockets.sync.client import connect
+
+        port = free_port()
+        flags = ["--headless=new", "--no-sandbox", "--disable-gpu-sandbox", "--use-angle=swiftshader",
+                 "--enable-unsafe-swiftshader", "--no-first-run", "--no-default-browser-check"]  # fmt: skip
+        args = [binary, *flags, f"--window-size={width},{height}", f"--remote-debugging-port={port}",
+                f"--user-data-dir={profile}", "about:blank"]  # fmt: skip
+        # its own process group: closing ends its helper processes too
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for_http(f"http://127.0.0.1:{port}/json/version", 60, self.proc)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as r:
+            page = next(t for t in json.load(r) if t["type"] == "page")
+        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=30)
+        self.ids = itertools.count(1)
+        self.width, self.height = width, height
+
+    def call(self, method: str, timeout: float = 60, **params) -> dict:
+        """Send a command, return its result (events received meanwhile are dropped)."""
+        msg_id = next(self.ids)
+        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        end = time.time() + timeout
+        while True:
+            reply = json.loads(self.ws.recv(timeout=max(end - time.time(), 0.1)))
+            if reply.get("id") == msg_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+
+    def open(self, url: str) -> None:
+        self.call("Page.enable")
+        self.call("Emulation.setDeviceMetricsOverride", width=self.width, height=self.height, deviceScaleFactor=1,
+                  mobile=False)  # fmt: skip
+        self.call("Page.navigate", url=url)
+
+    def screenshot(self) -> np.ndarray:
+        data = self.call("Page.captureScreenshot", format="png")["data"]
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+
+    def drag(self, start: tuple, end: tuple, steps: int = 12) -> None:
+        """Left-button drag (orbits the viewer's camera)."""
+        self.call("Input.dispatchMouseEvent", type="mouseMoved", x=start[0], y=start[1])
+        self.call("Input.dispatchMouseEvent", type="mousePressed", x=start[0], y=start[1], button="left",
+                  clickCount=1, buttons=1)  # fmt: skip
+        for t in np.linspace(0, 1, steps)[1:]:
+            x, y = start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1])
+            self.call("Input.dispatchMouseEvent", type="mouseMoved", x=float(x), y=float(y), button="left",
+                      buttons=1)  # fmt: skip
+            time.sleep(0.03)
+        self.call("Input.dispatchMouseEvent", type="mouseReleased", x=end[0], y=end[1], button="left", clickCount=1,
+                  buttons=0)  # fmt: skip
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                    self.proc.wait(10)
+                    break
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    continue
