@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Tuple, Union
+from typing import Callable, Dict, List, Tuple, Union
 
 import numpy as np
 import torch
@@ -75,7 +75,7 @@ class ToolView:
     def __init__(
         self,
         provider: ContextProvider,
-        subset,
+        subset: Callable[[DataparserOutputs, List[int]], DataparserOutputs],
         num_rays: int,
         scale_factor: float,
         device: Union[torch.device, str],
@@ -97,10 +97,6 @@ class ToolView:
         self.device = device
         self.calls = 0
         self.generator = torch.Generator()
-
-    @property
-    def name(self) -> str:
-        return self.entry.name
 
     def next_rays(self) -> Tuple[RayBundle, Dict]:
         """``num_rays_per_batch`` random pixels of the scene's images, different on every call."""
