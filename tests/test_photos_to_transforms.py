@@ -247,3 +247,40 @@ def test_photos_of_several_sizes_keep_their_own_resolution(tmp_path):
     assert torch.allclose(images[1, :, 35, 70], torch.tensor([0.498, 1.0, 0.498]), atol=0.01)  # alpha over white
     intr = fov_to_intrinsics(torch.full((2, 2), math.radians(60)), hw)
     assert torch.allclose(intr[:, 2:], torch.tensor([[100.0, 50.0], [45.0, 30.0]]))
+
+
+class GroundTruthVGGT(FakeVGGT):
+    """Predicts a scene's true cameras (in the first view's frame, at a network scale of 0.3) for the whole folder."""
+
+    def forward(self, images, heads):
+        n = images.shape[0]
+        w2c = relative_to_anchor(self.w2c.double()).float()
+        w2c[:, :, 3] *= 0.3
+        pose = extri_intri_to_pose_encoding(w2c, self.fov, self.hw)  # intrinsics of the photos' own size
+        depth = torch.full((1, n, *images.shape[-2:], 1), 0.5)
+        return {"pose_enc": pose[None], "depth": depth, "depth_conf": torch.full(depth.shape[:-1], 2.0)}
+
+
+def test_true_cameras_come_out_of_the_whole_conversion(scenes, tmp_path, monkeypatch):
+    """A network that predicts the true cameras: transforms.json holds them up to a similarity, intrinsics exact."""
+    from tnerf_ns.posing import PosingConfig, convert, photos_to_transforms
+
+    scene = scenes / "synth_000000"
+    meta = json.loads((scene / "transforms.json").read_text())
+    frames = sorted(meta["frames"], key=lambda f: f["file_path"])
+    gt_c2w = torch.tensor([f["transform_matrix"] for f in frames], dtype=torch.float64)[:, :3]
+    k = torch.tensor([[meta["fl_x"], 0, meta["cx"]], [0, meta["fl_y"], meta["cy"]], [0, 0, 1]]).expand(
+        len(frames), 3, 3
+    )
+    model = GroundTruthVGGT(opengl_c2w_to_opencv_w2c(gt_c2w).float(), None, None)
+    model.fov, model.hw = k.float(), (meta["h"], meta["w"])
+    monkeypatch.setattr(convert, "load_model", lambda *args: model)
+    out = photos_to_transforms(scene / "images", tmp_path / "o", PosingConfig(backbone="vggt-small", weights="random"))
+    written = json.loads(out.read_text())
+    assert [Path(f["file_path"]).name for f in written["frames"]] == [Path(f["file_path"]).name for f in frames]
+    pred_c2w = torch.tensor([f["transform_matrix"] for f in written["frames"]], dtype=torch.float64)[:, :3]
+    for f in written["frames"]:
+        assert f["fl_x"] == pytest.approx(meta["fl_x"], rel=1e-4) and f["fl_y"] == pytest.approx(meta["fl_y"], rel=1e-4)
+    fov = torch.zeros(len(frames), 2, dtype=torch.float64)
+    errors = aligned_errors(pred_c2w, fov, gt_c2w, fov, scene_size=1.0)
+    assert errors["rotation_deg"] < 0.05 and errors["centre_rel"] < 1e-4 and errors["auc30"] == 1.0
