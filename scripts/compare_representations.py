@@ -347,8 +347,8 @@ def write_markdown(results: Dict, out: Path) -> None:
         "## Plan A: predicted MLP vs. tri-plane",
         "",
         f"Measured {results['measured']} on {results['machine']} (`scripts/compare_representations.py`). Every "
-        f"representation trained on the same {s['num_scenes']} generated scenes ({s['size']}x{s['size']} px, "
-        f"{s['views']} views) for {s['train_cpu_seconds']:g} process CPU seconds; lego and mic in scene mode at "
+        f"representation trained on the same generated scenes ({s['num_scenes']} made, 20 % held out by name; "
+        f"{s['size']}x{s['size']} px, {s['views']} views) for {s['train_cpu_seconds']:g} process CPU seconds; lego and mic in scene mode at "
         f"100x100 px, {s['scene_images']} test views, refined for {s['refine_cpu_seconds']:g} CPU seconds. Empty field "
         "= rendering nothing (the background only), the floor to beat.",
         "",
@@ -381,7 +381,7 @@ def write_markdown(results: Dict, out: Path) -> None:
         lines += ["", "Field speed at the method's default sizes (64x64x32 planes; MLP width 64, two hidden layers), "
                   f"{results['settings']['threads']} CPU thread(s):", "", "| field | ms per 100k samples |",
                   "|---|---:|"] + [f"| {k} | {v:.1f} |" for k, v in speed.items()]  # fmt: skip
-    lines += ["", "**Outcome.**"] + outcome(rows) + [""]
+    lines += ["", "**Outcome.**", ""] + outcome(rows)
     lines += [
         "",
         "Times are process CPU ms with one thread (the wall time on an idle core; the machine is shared). "
