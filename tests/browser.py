@@ -85,9 +85,18 @@ class Chromium:
                   mobile=False)  # fmt: skip
         self.call("Page.navigate", url=url)
 
-    def screenshot(self) -> np.ndarray:
-        data = self.call("Page.captureScreenshot", format="png")["data"]
-        return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+    def screenshot(self, tries: int = 20) -> np.ndarray:
+        """The page as RGB; retried while a navigation swaps the page's renderer ("Not attached to an active
+        page")."""
+        for attempt in range(tries):
+            try:
+                data = self.call("Page.captureScreenshot", format="png")["data"]
+                return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+            except RuntimeError as err:
+                if "Not attached" not in str(err) or attempt == tries - 1:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
 
     def drag(self, start: tuple, end: tuple, steps: int = 12) -> None:
         """Left-button drag (orbits the viewer's camera)."""

@@ -29,8 +29,11 @@ from the world-axes gizmo in the bottom-left corner."""
 
 def page_resolution(browser: Chromium) -> tuple:
     """The render resolution the viewer's panel reports ((0, 0) before the first render)."""
-    text = browser.call("Runtime.evaluate", expression="document.body.innerText", returnByValue=True)
-    match = re.search(r"Resolution:\s*(\d+)\D+(\d+)px", text["result"].get("value", ""))
+    try:
+        text = browser.call("Runtime.evaluate", expression="document.body.innerText", returnByValue=True)
+    except RuntimeError:  # the page is still loading (no document or execution context yet)
+        return (0, 0)
+    match = re.search(r"Resolution:\s*(\d+)\D+(\d+)px", str(text.get("result", {}).get("value", "")))
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
