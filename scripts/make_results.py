@@ -9,8 +9,9 @@ Steps (each a subprocess; its command and wall time land in ``docs/results/RESUL
 3. feed-forward quality against K on held-out scenes and in scene mode (``scripts/evaluate_source_views.py``);
 4. the dynamic evaluation: held-out dynamic scenes, one ``tnerf-dynamic`` checkpoint trained with interpolation modes
    drawn at random, every mode scored at source poses and elsewhere (``scripts/evaluate_dynamic.py``);
-5. the speed benchmarks (``scripts/benchmark_all.py``, ``scripts/benchmark_render.py``);
-6. ``scripts/sync_readme.py`` copies the result files into README.md.
+5. Plan A against the tri-plane (``scripts/compare_representations.py``);
+6. the speed benchmarks (``scripts/benchmark_all.py``, ``scripts/benchmark_render.py``);
+7. ``scripts/sync_readme.py`` copies the result files into README.md.
 
 ``--only`` runs a subset (e.g. ``--only compare-lego dynamic``); every step is skipped when ``--skip`` names it.
 Nothing else may run on the machine meanwhile: the comparisons stop every method by wall-clock budget.
@@ -199,6 +200,10 @@ class MakeResults:
                     "--out",
                     str(d / "dynamic"),
                 ],
+            ),  # fmt: skip
+            (
+                "plan-a",
+                [py, "scripts/compare_representations.py", "--out", str(d / "plan_a"), "--work", str(w / "plan_a")],
             ),  # fmt: skip
             ("bench", [py, "scripts/benchmark_all.py", "--out", str(d / "benchmarks.md")]),
             ("bench-render", [py, "scripts/benchmark_render.py", "--out", str(d / "render_speed.md")]),
