@@ -87,6 +87,15 @@ def lr_at(step: int, cfg: PretrainVGGT) -> float:
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def init_fov_bias(model: VGGT, value: float = 0.5) -> None:
+    """Start the camera head's field-of-view outputs positive (``value`` rad per refinement step): they pass a ReLU,
+    and a random head whose raw output is negative for every input never gets a gradient there (seen in a run here:
+    fov_w stuck at 0)."""
+    if model.camera_head is not None:
+        with torch.no_grad():
+            model.camera_head.pose_branch.fc2.bias[7:].fill_(value)
+
+
 def to_device(batch: Dict[str, torch.Tensor], device: torch.device) -> Dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -148,6 +157,7 @@ def main(cfg: PretrainVGGT) -> None:
     CONSOLE.print(f"{len(train_scenes)} training scenes, {len(held_scenes)} held out, sizes {sampler.sizes}")
 
     model = build_vggt(cfg.config, seed=cfg.seed, frozen=False).to(device).train()
+    init_fov_bias(model)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "token" not in n and "pos_embed" not in n]
     no_decay = [
         p for n, p in model.named_parameters() if not (p.ndim >= 2 and "token" not in n and "pos_embed" not in n)

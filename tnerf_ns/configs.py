@@ -97,6 +97,8 @@ tnerf_dynamic_method = MethodSpecification(
 
 TINY_SETTINGS = {
     "pipeline.model.backbone": "vggt-small",
+    # random init, trained with the head (not the shipped pre-trained weights, which are frozen and cached)
+    "pipeline.model.backbone_weights": None,
     "pipeline.model.triplane_resolution": 16,
     "pipeline.model.triplane_channels": 8,
     "pipeline.model.feature_dim": 8,

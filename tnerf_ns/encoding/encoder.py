@@ -92,6 +92,19 @@ class SceneEncoder(nn.Module):
         self._warned_cache = False
         # loaded weights change the backbone's fingerprint: rebuild the disk cache handle on next use
         self.register_load_state_dict_post_hook(lambda module, keys: setattr(module, "_disk_cache", None))
+        self.register_load_state_dict_pre_hook(self._adopt_saved_backbone)
+
+    def _adopt_saved_backbone(self, state: Dict[str, Tensor], prefix: str, *args) -> None:
+        """A checkpoint that holds its own backbone (vggt-small runs saved before the shipped pre-trained weights
+        became that preset's default) keeps it: loading it onto the pre-trained one would silently mix two models."""
+        if "backbone" not in self._hidden or not any(k.startswith(f"{prefix}backbone.") for k in state):
+            return
+        CONSOLE.print("[yellow]checkpoint holds its own trained backbone: using it (frozen), not the pre-trained one")
+        self._hidden.clear()
+        self.backbone = build_vggt(self.config.backbone, seed=0, frozen=True)
+        self.backbone.to(self.device)
+        self.backbone_cache.clear()
+        self.plane_cache.clear()
 
     @property
     def vggt(self) -> VGGT:
