@@ -65,9 +65,11 @@ TRAINED_STEPS = 150
 @pytest.fixture(scope="session")
 def trained(scenes, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs")
+    # about 3 minutes on 2 idle cores; the timeout leaves room for other jobs sharing them
     ns("ns-train", "tnerf", "--machine.device-type", "cpu", "--max-num-iterations", str(TRAINED_STEPS),
        "--output-dir", str(out), "--experiment-name", "t", "--timestamp", "run", "--steps-per-eval-batch", "50",
-       "--steps-per-eval-image", "75", "--vis", "tensorboard", *TINY_MODEL, "tnerf-scenes", "--data", str(scenes))  # fmt: skip
+       "--steps-per-eval-image", "75", "--vis", "tensorboard", *TINY_MODEL, "tnerf-scenes", "--data", str(scenes),
+       timeout=900)  # fmt: skip
     config = out / "t" / "tnerf" / "run" / "config.yml"
     assert config.is_file() and list((config.parent / "nerfstudio_models").glob("step-*.ckpt"))
     return config
