@@ -25,8 +25,9 @@ def test_default_is_the_frozen_pretrained_vggt_1b_at_518px():
     cfg = TNeRFModelConfig()
     assert cfg.backbone == "vggt-1b" and cfg.resolved_backbone_weights == DEFAULT_REPO
     assert cfg.resolved_image_width == 518
-    small = TNeRFModelConfig(backbone="vggt-small")  # the weights default follows the preset: offline-friendly
-    assert small.resolved_backbone_weights is None and small.resolved_image_width == 140
+    small = TNeRFModelConfig(backbone="vggt-small")  # the weights default follows the preset: shipped, offline
+    assert small.resolved_backbone_weights.endswith("vggt-small-synthetic.safetensors")
+    assert small.resolved_image_width == 140
     assert TNeRFModelConfig(backbone="vggt-1b", backbone_weights="/w/model.safetensors").resolved_backbone_weights == (
         "/w/model.safetensors"
     )

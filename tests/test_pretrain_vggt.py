@@ -227,3 +227,58 @@ def test_tiny_pretraining_lowers_the_loss():
         losses.append(loss.item())
     torch.set_num_threads(threads)
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3]), losses
+
+
+# ---------------------------------------------------------------- the shipped weights
+
+
+def test_shipped_weights_load_and_are_the_vggt_small_default():
+    from safetensors import safe_open
+
+    from tnerf_ns.backbone.loading import PRESET_WEIGHTS, VGGT_SMALL_WEIGHTS, load_vggt
+    from tnerf_ns.models.tnerf_model import TNeRFModelConfig
+
+    assert VGGT_SMALL_WEIGHTS.is_file() and VGGT_SMALL_WEIGHTS.stat().st_size < 12e6  # fp16, a few MB
+    with safe_open(str(VGGT_SMALL_WEIGHTS), "pt") as f:
+        assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16
+        assert "not VGGT-1B" in f.metadata()["tnerf_card"]
+    model = load_vggt(VGGT_SMALL_WEIGHTS, "vggt-small")
+    assert not any(p.requires_grad for p in model.parameters()) and not model.training
+    out = model(torch.rand(2, 3, 112, 140))
+    assert torch.isfinite(out["depth"]).all() and torch.isfinite(out["pose_enc"]).all()
+    assert PRESET_WEIGHTS["vggt-small"] == str(VGGT_SMALL_WEIGHTS)
+    cfg = TNeRFModelConfig(backbone="vggt-small")
+    assert cfg.resolved_backbone_weights == str(VGGT_SMALL_WEIGHTS)
+    assert TNeRFModelConfig(backbone="vggt-small", backbone_weights=None).resolved_backbone_weights is None
+
+
+def test_tnerf_on_the_shipped_backbone_freezes_it_and_starts_the_head_from_its_point_head():
+    from tnerf_ns.geometry import CanonicalBox
+    from tnerf_ns.models.tnerf_model import TNeRFModelConfig
+
+    cfg = TNeRFModelConfig(backbone="vggt-small", feature_dim=8, triplane_resolution=16, triplane_channels=8)
+    encoder = cfg.make_encoder(CanonicalBox(torch.tensor([[-1.0, -1, -1], [1, 1, 1]])))
+    assert not encoder.trainable_backbone and not any(p.requires_grad for p in encoder.vggt.parameters())
+    assert not any(k.startswith("backbone") for k in encoder.state_dict())  # kept out of checkpoints
+    head, point = encoder.latent_head.dpt.state_dict(), encoder.vggt.point_head.state_dict()
+    same = [k for k, v in head.items() if k in point and point[k].shape == v.shape and torch.equal(point[k], v)]
+    assert len(same) >= len(head) - 2  # all but the output convolution, whose channels differ
+
+
+def test_checkpoint_with_its_own_backbone_keeps_it():
+    """vggt-small runs saved before the shipped weights became the default hold a trained backbone: it is used."""
+    from tnerf_ns.geometry import CanonicalBox
+    from tnerf_ns.models.tnerf_model import TNeRFModelConfig
+
+    box = CanonicalBox(torch.tensor([[-1.0, -1, -1], [1, 1, 1]]))
+    sizes = dict(backbone="vggt-small", feature_dim=8, triplane_resolution=16, triplane_channels=8)
+    old = TNeRFModelConfig(**sizes, backbone_weights=None).make_encoder(box)
+    state = {k: v + 0.01 if k.startswith("backbone.") and v.is_floating_point() else v
+             for k, v in old.state_dict().items()}  # fmt: skip
+    encoder = TNeRFModelConfig(**sizes).make_encoder(box)
+    assert "backbone" in encoder._hidden
+    encoder.load_state_dict(state, strict=True)
+    assert "backbone" not in encoder._hidden and not encoder.trainable_backbone
+    key = "aggregator.camera_token"
+    assert torch.equal(encoder.vggt.state_dict()[key], state[f"backbone.{key}"])
+    assert not any(p.requires_grad for p in encoder.vggt.parameters())

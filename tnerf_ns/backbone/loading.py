@@ -20,7 +20,10 @@ LOGGER = logging.getLogger(__name__)
 
 DEFAULT_REPO = "facebook/VGGT-1B"
 """Hugging Face repository of the official pre-trained weights (non-commercial licence)."""
-PRESET_WEIGHTS: Dict[str, Optional[str]] = {"vggt-1b": DEFAULT_REPO, "vggt-small": None}
+VGGT_SMALL_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "vggt-small-synthetic.safetensors"
+"""vggt-small pre-trained here with VGGT's objectives on generated scenes (scripts/pretrain_vggt.py; fp16, shipped
+with the package): a small stand-in, not VGGT-1B."""
+PRESET_WEIGHTS: Dict[str, Optional[str]] = {"vggt-1b": DEFAULT_REPO, "vggt-small": str(VGGT_SMALL_WEIGHTS)}
 """Default weights of each preset (None: random init)."""
 PRESET_INPUT_WIDTH: Dict[str, int] = {"vggt-1b": 518, "vggt-small": 140}
 """Default input width of each preset (VGGT-1B was trained at 518 px)."""

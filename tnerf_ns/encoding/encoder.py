@@ -92,9 +92,11 @@ class SceneEncoder(nn.Module):
         self._warned_cache = False
         # loaded weights change the backbone's fingerprint: rebuild the disk cache handle on next use
         self.register_load_state_dict_post_hook(lambda module, keys: setattr(module, "_disk_cache", None))
-        self.register_load_state_dict_pre_hook(self._adopt_saved_backbone)
+        self.register_load_state_dict_pre_hook(
+            lambda module, state, prefix, *args: module._adopt_saved_backbone(state, prefix)
+        )
 
-    def _adopt_saved_backbone(self, state: Dict[str, Tensor], prefix: str, *args) -> None:
+    def _adopt_saved_backbone(self, state: Dict[str, Tensor], prefix: str) -> None:
         """A checkpoint that holds its own backbone (vggt-small runs saved before the shipped pre-trained weights
         became that preset's default) keeps it: loading it onto the pre-trained one would silently mix two models."""
         if "backbone" not in self._hidden or not any(k.startswith(f"{prefix}backbone.") for k in state):

@@ -42,10 +42,10 @@ class TNeRFModelConfig(ModelConfig):
     """VGGT configuration: VGGT-1B (the method), or the small config (tests, CPU demos, offline machines)."""
     backbone_weights: Optional[str] = DEFAULT_REPO
     """Pre-trained weights (frozen, not saved: reloaded from here): Hugging Face repo id, file or folder. The default
-    follows --pipeline.model.backbone: facebook/VGGT-1B for vggt-1b; vggt-small has no published weights and starts
-    from random init, trained with the model and saved in its checkpoints (as does None)."""
+    follows --pipeline.model.backbone: facebook/VGGT-1B for vggt-1b; for vggt-small the shipped weights pre-trained on
+    generated scenes (tnerf_ns/weights/vggt-small-synthetic.safetensors). None: random init, saved in checkpoints."""
     train_backbone: bool = True
-    """Train the backbone too (only without pre-trained weights; VGGT-1B always stays frozen)."""
+    """Train a random-init backbone with the model (only with --pipeline.model.backbone-weights None)."""
     backbone_image_width: Optional[int] = None
     """Width the source photos are resized to for the backbone (multiple of 14). None: the preset's, 518 for
     vggt-1b, 140 for vggt-small."""
