@@ -27,7 +27,7 @@ cfg.datamanager.num_query_points = 32
 m = cfg.model
 m.triplane_resolution, m.triplane_channels, m.feature_dim = 16, 8, 8
 m.num_coarse_samples, m.num_fine_samples, m.backbone_image_width = 8, 8, 42
-m.backbone = "vggt-small"
+m.backbone, m.backbone_weights = "vggt-small", None  # random init: trained with the head unless frozen below
 if cache != "-":  # the VGGT-1B setting: frozen backbone, outputs cached in a folder all ranks share
     m.train_backbone, m.backbone_cache_dir = False, Path(cache)
 pipe = cfg.setup(device="cpu", test_mode="val", world_size=world, local_rank=rank)
