@@ -51,7 +51,7 @@ def test_compare_methods_runs_tnerf_and_nerfacto(trained, scenes, tmp_path):
     keys = {"method", "setting", "baseline_settings", "split", "eval_views", "image_size", "steps", "seconds", "psnr",
             "ssim"}  # fmt: skip
     assert all(keys <= set(r) and r["psnr"] == r["psnr"] for r in rows)  # the documented keys, finite PSNR
-    assert rows[0]["eval_views"] == 2 and rows[1]["eval_views"] == 2  # K = 2 source views; 2 novel views
+    assert rows[0]["eval_views"] == 2 and 1 <= rows[1]["eval_views"] <= 2  # K = 2 source views; <= 2 novel views
     nerfacto = rows[-1]["baseline_settings"]
     assert nerfacto["background"] == "white" and not nerfacto["scene_contraction"] and nerfacto["rays_per_step"] == 64
     assert rows[2]["depth_source"] == "ground-truth depth"  # generated scenes carry depth
