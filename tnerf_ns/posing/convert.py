@@ -28,8 +28,6 @@ from tnerf_ns.posing.cameras import fov_to_intrinsics, normalise_world, predicte
 from tnerf_ns.posing.predict import confident_points, load_photos, predict
 
 CONSOLE = Console()
-SHIPPED_WEIGHTS = {"vggt-small": Path(__file__).resolve().parents[1] / "weights" / "vggt-small-synthetic.safetensors"}
-"""Pre-trained weights shipped in the package, used when the preset has no default of its own."""
 FORMAT = 1
 """Version of the ``tnerf_photos`` record in transforms.json."""
 
@@ -62,12 +60,10 @@ class PosingConfig:
         from tnerf_ns.backbone.loading import PRESET_WEIGHTS
 
         weights = self.weights or PRESET_WEIGHTS.get(self.backbone)
-        if weights is None and self.backbone in SHIPPED_WEIGHTS and SHIPPED_WEIGHTS[self.backbone].is_file():
-            weights = str(SHIPPED_WEIGHTS[self.backbone])
         if weights is None:
             raise ValueError(
-                f"{self.backbone}: no pre-trained weights (expected {SHIPPED_WEIGHTS.get(self.backbone)}); pass "
-                "--weights PATH (or 'random' for an untrained model, whose cameras are meaningless)"
+                f"{self.backbone}: the preset has no pre-trained weights; pass --weights PATH (or 'random' for an "
+                "untrained model, whose cameras are meaningless)"
             )
         return weights
 
