@@ -9,7 +9,7 @@ Steps (each a subprocess; its command and wall time land in ``docs/results/RESUL
 3. feed-forward quality against K on held-out scenes and in scene mode (``scripts/evaluate_source_views.py``);
 4. the dynamic evaluation: held-out dynamic scenes, one ``tnerf-dynamic`` checkpoint trained with interpolation modes
    drawn at random, every mode scored at source poses and elsewhere (``scripts/evaluate_dynamic.py``);
-5. Plan A against the tri-plane (``scripts/compare_representations.py``);
+5. photos without poses (``scripts/evaluate_posefree.py``) and Plan A against the tri-plane (``scripts/compare_representations.py``);
 6. the speed benchmarks (``scripts/benchmark_all.py``, ``scripts/benchmark_render.py``);
 7. ``scripts/sync_readme.py`` copies the result files into README.md.
 
@@ -199,6 +199,21 @@ class MakeResults:
                     str(dyn_runs / "dyn" / "tnerf-dynamic" / "run" / "config.yml"),
                     "--out",
                     str(d / "dynamic"),
+                ],
+            ),  # fmt: skip
+            (
+                "posefree",
+                [
+                    py,
+                    "scripts/evaluate_posefree.py",
+                    "--label",
+                    "vggt-small-synthetic",
+                    "--weights",
+                    "tnerf_ns/weights/vggt-small-synthetic.safetensors",
+                    "--tnerf-config",
+                    str(self.tnerf_config),
+                    "--scenes",
+                    str(w / "posefree_scenes"),
                 ],
             ),  # fmt: skip
             (

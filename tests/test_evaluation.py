@@ -160,3 +160,26 @@ def test_random_interpolation_mode_draws_every_mode_in_training_and_renders_with
     assert DynamicSceneEncoder.mode.fget(fake) == "flow"
     fake.config.interpolation_mode = "lerp"
     assert DynamicSceneEncoder.mode.fget(fake) == "lerp"
+
+
+def test_make_results_log_keeps_every_steps_latest_run(tmp_path):
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from make_results import MakeResults
+
+    names = [name for name, _ in MakeResults().steps()]
+    assert names[-1] == "sync-readme" and {"compare-lego", "compare-mic", "compare-generated", "dynamic"} <= set(names)
+    runner = MakeResults(docs=tmp_path, note="test")
+    runner.write_log({"compare-lego": ("python a", 60.0)}, 60.0)
+    runner.write_log({"dynamic": ("python b", 120.0)}, 120.0, failed="dynamic")
+    log = json.loads((tmp_path / "RESULTS_LOG.json").read_text())
+    assert list(log) == ["compare-lego", "dynamic"] and log["dynamic"]["failed"] and not log["compare-lego"]["failed"]
+    table = (tmp_path / "RESULTS_LOG.md").read_text()
+    assert (
+        "| compare-lego | 1.0 min |" in table
+        and "| dynamic | 2.0 min (failed) |" in table
+        and "all steps: 3 min" in table
+    )
