@@ -9,7 +9,9 @@ Steps (each a subprocess; its command and wall time land in ``docs/results/RESUL
 3. feed-forward quality against K on held-out scenes and in scene mode (``scripts/evaluate_source_views.py``);
 4. the dynamic evaluation: held-out dynamic scenes, one ``tnerf-dynamic`` checkpoint trained with interpolation modes
    drawn at random, every mode scored at source poses and elsewhere (``scripts/evaluate_dynamic.py``);
-5. photos without poses (``scripts/evaluate_posefree.py``) and Plan A against the tri-plane (``scripts/compare_representations.py``);
+5. the pre-trained vggt-small's held-out metrics and its T-NeRF ablation (``scripts/evaluate_vggt_small.py``,
+   ``scripts/ablate_vggt_small.py``), photos without poses (``scripts/evaluate_posefree.py``) and Plan A against
+   the tri-plane (``scripts/compare_representations.py``);
 6. the speed benchmarks (``scripts/benchmark_all.py``, ``scripts/benchmark_render.py``);
 7. ``scripts/sync_readme.py`` copies the result files into README.md.
 
@@ -199,6 +201,77 @@ class MakeResults:
                     str(dyn_runs / "dyn" / "tnerf-dynamic" / "run" / "config.yml"),
                     "--out",
                     str(d / "dynamic"),
+                ],
+            ),  # fmt: skip
+            (
+                "vggt-small-scenes",
+                [
+                    py,
+                    "scripts/make_synthetic_scenes.py",
+                    "--out",
+                    str(w / "vggt_grids"),
+                    "--kind",
+                    "mixed",
+                    "--num-scenes",
+                    "20",
+                    "--held-out-fraction",
+                    "0.8",
+                    "--max-res",
+                    "96",
+                    "--seed",
+                    "31",
+                ],
+            ),  # fmt: skip
+            (
+                "render-vggt-small-scenes",
+                [
+                    py,
+                    "scripts/render_scenes.py",
+                    "--scenes",
+                    str(w / "vggt_grids"),
+                    "--out",
+                    str(w / "vggt_scenes"),
+                    "--views",
+                    "8",
+                    "--sizes",
+                    "140x140",
+                    "112x140",
+                    "98x140",
+                    "140x112",
+                    "--fov-range",
+                    "30",
+                    "90",
+                    "--distance-scale",
+                    "0.9",
+                    "1.6",
+                    "--target-jitter",
+                    "0.12",
+                    "--roll-deg",
+                    "20",
+                ],
+            ),  # fmt: skip
+            ("vggt-small-metrics", [py, "scripts/evaluate_vggt_small.py", "--data", str(w / "vggt_scenes")]),
+            (
+                "vggt-small-ablation",
+                [
+                    py,
+                    "scripts/ablate_vggt_small.py",
+                    "--out",
+                    str(w / "vggt_ablation"),
+                    "--num-scenes",
+                    "8",
+                    "--views",
+                    "12",
+                    "--size",
+                    "64",
+                    "--max-res",
+                    "64",
+                    "--iterations",
+                    "200",
+                    "--eval-views",
+                    "4",
+                    "--scene-images",
+                    "2",
                 ],
             ),  # fmt: skip
             (
