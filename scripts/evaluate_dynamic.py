@@ -22,9 +22,8 @@ import tyro
 from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.progress import track
-from torchmetrics.functional import structural_similarity_index_measure
 
-from tnerf_ns.report import psnr
+from tnerf_ns.evaluation.protocol import psnr, ssim
 
 CONSOLE = Console(width=120)
 MODES = ("nearest", "lerp", "flow")
@@ -117,9 +116,7 @@ class EvaluateDynamic:
             if rgb is None:
                 continue
             gt = gts[i]
-            ssim = structural_similarity_index_measure(rgb.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None],
-                                                       data_range=1.0)  # fmt: skip
-            per[split[i]][times[i]].append((psnr(rgb, gt), float(ssim)))
+            per[split[i]][times[i]].append((psnr(rgb, gt), ssim(rgb, gt)))
         return {sp: {t: {"psnr": float(np.mean([v[0] for v in vals])), "ssim": float(np.mean([v[1] for v in vals])),
                          "views": len(vals)} for t, vals in sorted(by_t.items())} for sp, by_t in sorted(per.items())}  # fmt: skip
 

@@ -8,7 +8,6 @@ white (the Blender benchmark's background), PSNR and SSIM per image, averaged. T
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -19,6 +18,8 @@ from jaxtyping import Float
 from rich.progress import track
 from torch import Tensor
 from torchmetrics.functional import structural_similarity_index_measure
+
+from tnerf_ns.report import psnr
 
 ROW_KEYS = ("method", "setting", "baseline_settings", "split", "eval_views", "image_size", "steps", "seconds", "psnr",
             "ssim")  # fmt: skip
@@ -54,10 +55,6 @@ def on_white(image: Float[Tensor, "h w c"]) -> Float[Tensor, "h w 3"]:
     if image.shape[-1] == 4:
         return image[..., :3] * image[..., 3:] + (1 - image[..., 3:])
     return image[..., :3]
-
-
-def psnr(a: Tensor, b: Tensor) -> float:
-    return 10 * math.log10(1.0 / max(float(((a - b) ** 2).mean()), 1e-12))
 
 
 def ssim(a: Tensor, b: Tensor) -> float:
