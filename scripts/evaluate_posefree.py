@@ -37,6 +37,7 @@ from nerfstudio.data.scene_box import SceneBox
 from rich.console import Console
 
 from tnerf_ns.data.photos_dataparser import TNeRFPhotosDataParserConfig
+from tnerf_ns.evaluation.protocol import psnr
 from tnerf_ns.posing import PosingConfig, ensure_transforms
 from tnerf_ns.posing.metrics import align_sim3, aligned_errors, mean_pose_baseline
 
@@ -69,10 +70,6 @@ def read_cameras(meta_file: Path) -> Dict[str, Tuple[np.ndarray, np.ndarray, np.
         fov = np.degrees([2 * math.atan(h / 2 / fy), 2 * math.atan(w / 2 / fx)])
         cams[Path(frame["file_path"]).name] = (np.asarray(frame["transform_matrix"])[:3], fov, (fx, fy, cx, cy, w, h))
     return cams
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return 10 * math.log10(1.0 / max(float(((a - b) ** 2).mean()), 1e-12))
 
 
 @dataclass

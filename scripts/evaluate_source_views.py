@@ -18,7 +18,6 @@ Each run writes ``<out>/<label>.json``; ``<out>/method.md`` tabulates every labe
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,20 +29,11 @@ import tyro
 import yaml
 from rich.console import Console
 from rich.progress import track
-from torchmetrics.functional import structural_similarity_index_measure
+
+from tnerf_ns.evaluation.protocol import psnr, ssim
 
 REPO = Path(__file__).resolve().parents[1]
 CONSOLE = Console(width=120)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return 10 * math.log10(1.0 / max(float(((a - b) ** 2).mean()), 1e-12))
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(
-        structural_similarity_index_measure(a.permute(2, 0, 1)[None], b.permute(2, 0, 1)[None], data_range=1.0)
-    )
 
 
 def setup_pipeline(config, checkpoint_dir: Path, device: str):
