@@ -139,59 +139,6 @@ def frame_the_scene_in_the_viewer() -> None:
     viewer.Viewer.init_scene = init_scene
 
 
-def rgba_alpha_is_the_opacity() -> None:
-    """nerfstudio 1.1.5's ``Model.get_rgba_image`` gives every pixel alpha 1 unless the background is random, so
-    ``ns-export pointcloud`` / ``poisson`` (which keep rays whose alpha exceeds 0.5) turn every ray of a white- or
-    black-background model into a point: background rays give floaters, rays missing the box give points at the
-    camera. For T-NeRF models alpha is the rendered accumulation (colour unchanged); other models are unaffected."""
-    from nerfstudio.models.base_model import Model
-
-    original = Model.get_rgba_image
-    if getattr(original, "tnerf_guard", False):
-        return
-
-    def get_rgba_image(self, outputs, output_name="rgb"):
-        from tnerf_ns.models.tnerf_model import TNeRFModel
-
-        rgba = original(self, outputs, output_name)
-        accumulation = outputs.get(output_name.replace("rgb", "accumulation"))
-        if not isinstance(self, TNeRFModel) or accumulation is None or self.renderer_rgb.background_color == "random":
-            return rgba
-        return torch.cat([rgba[..., :3], accumulation.reshape(*rgba.shape[:-1], 1).to(rgba)], dim=-1)
-
-    get_rgba_image.tnerf_guard = True  # type: ignore[attr-defined]
-    Model.get_rgba_image = get_rgba_image
-
-
-FAR_DEPTH = 1e6
-"""Depth reported for rays that see nothing (see :func:`exporter_depth_only_where_opaque`)."""
-
-
-def exporter_depth_only_where_opaque() -> None:
-    """nerfstudio 1.1.5's ``ns-export tsdf`` fuses the depth of every pixel of the training cameras, and the expected
-    depth of a ray that sees only background is still a distance somewhere in the box: each one adds a false surface.
-    For T-NeRF models ``get_outputs_for_camera_ray_bundle`` (nerfstudio calls it from its exporters only; ns-eval,
-    ns-render and the viewer go through T-NeRF's ``get_outputs_for_camera``) reports ``FAR_DEPTH`` where a ray is
-    less than half opaque (the point-cloud exporter's rule): nothing on the ray, which the TSDF fuses as free space
-    (a depth of 0 would leave those voxels unobserved, i.e. solid). Other models are unchanged."""
-    from nerfstudio.models.base_model import Model
-
-    original = Model.get_outputs_for_camera_ray_bundle
-    if getattr(original, "tnerf_guard", False):
-        return
-
-    def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle):
-        from tnerf_ns.models.tnerf_model import TNeRFModel
-
-        outputs = original(self, camera_ray_bundle)
-        if isinstance(self, TNeRFModel) and "accumulation" in outputs and "depth" in outputs:
-            outputs["depth"] = torch.where(outputs["accumulation"] > 0.5, outputs["depth"], FAR_DEPTH)
-        return outputs
-
-    get_outputs_for_camera_ray_bundle.tnerf_guard = True  # type: ignore[attr-defined]
-    Model.get_outputs_for_camera_ray_bundle = get_outputs_for_camera_ray_bundle
-
-
 def apply_base_patches() -> None:
     """The patches that need no nerfstudio import (applied when ``tnerf_ns`` is imported)."""
     allow_numpy_scalars_in_checkpoints()
@@ -202,6 +149,4 @@ def apply_base_patches() -> None:
 def apply_nerfstudio_patches() -> None:
     """The patches of nerfstudio itself (applied when the T-NeRF pipeline is imported)."""
     allow_zero_iteration_runs()
-    rgba_alpha_is_the_opacity()
-    exporter_depth_only_where_opaque()
     frame_the_scene_in_the_viewer()

@@ -32,6 +32,9 @@ from tnerf_ns.models.loss_terms import model_losses
 from tnerf_ns.models.triplane_renderer import TriplaneRenderer
 from tnerf_ns.scene_context import ContextSource, SceneContext
 
+FAR_DEPTH = 1e6
+"""Depth reported for rays that see nothing (free space for the TSDF exporter)."""
+
 
 @dataclass
 class TNeRFModelConfig(ModelConfig):
@@ -249,6 +252,22 @@ class TNeRFModel(Model):
             for key, value in out.items():
                 chunks.setdefault(key, []).append(value)
         return {k: torch.cat(v).view(height, width, -1) for k, v in chunks.items()}
+
+    def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> Dict[str, Tensor]:
+        """nerfstudio's exporters call this (ns-eval, ns-render and the viewer use ``get_outputs_for_camera``): a ray
+        less than half opaque reports ``FAR_DEPTH``, i.e. free space, so ``ns-export tsdf`` fuses no false surface."""
+        outputs = super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
+        outputs["depth"] = torch.where(outputs["accumulation"] > 0.5, outputs["depth"], FAR_DEPTH)
+        return outputs
+
+    def get_rgba_image(self, outputs: Dict[str, Tensor], output_name: str = "rgb") -> Tensor:
+        """Alpha is the rendered opacity (nerfstudio gives 1 unless the background is random), so the point-cloud
+        and Poisson exporters keep only rays that hit something."""
+        rgba = super().get_rgba_image(outputs, output_name)
+        accumulation = outputs.get(output_name.replace("rgb", "accumulation"))
+        if accumulation is None or self.renderer_rgb.background_color == "random":
+            return rgba
+        return torch.cat([rgba[..., :3], accumulation.reshape(*rgba.shape[:-1], 1).to(rgba)], dim=-1)
 
     # ------------------------------------------------------------------ losses and metrics
     def _blend(self, outputs: Dict, image: Tensor, key: str = "rgb") -> Tuple[Tensor, Tensor]:
