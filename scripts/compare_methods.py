@@ -37,7 +37,14 @@ from rich.console import Console
 
 from tnerf_ns.evaluation import baselines
 from tnerf_ns.evaluation.comparison_report import plot, write_table
-from tnerf_ns.evaluation.protocol import ComparisonRow, camera_renderer, score_views, spread, training_seconds
+from tnerf_ns.evaluation.protocol import (
+    ComparisonRow,
+    backbone_description,
+    camera_renderer,
+    score_views,
+    spread,
+    training_seconds,
+)
 from tnerf_ns.evaluation.reprojection import source_cloud, splat_image
 
 CONSOLE = Console(width=120)
@@ -177,8 +184,9 @@ class CompareMethods:
         dm = trained.pipeline.datamanager if trained is not None else None
         data = str(dm.data or dm.dataparser.data) if dm is not None else "unknown"
         steps = int(trained.max_num_iterations) if trained is not None else None
+        backbone = backbone_description(trained.pipeline.model) if trained is not None else "unknown"
         return {"pretraining_seconds": training_seconds(folder.parent), "pretraining_data": data,
-                "pretraining_steps": steps}  # fmt: skip
+                "pretraining_steps": steps, "backbone": backbone}  # fmt: skip
 
     # ------------------------------------------------------------------ runs
     def row(self, method, setting, settings, split, scores, steps, seconds, **extra) -> ComparisonRow:
@@ -286,6 +294,10 @@ class CompareMethods:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.replot:
             results = json.loads((self.out / "comparison.json").read_text())
+            if self.tnerf_checkpoint is not None:  # refresh what the tables say about the checkpoint's pre-training
+                extra = self.pretraining()
+                results = [{**r, **extra} if r.get("pretraining_seconds") is not None else r for r in results]
+                (self.out / "comparison.json").write_text(json.dumps(results, indent=2))
             write_table(results, self.out, self.data, CONSOLE)
             plot(results, self.out)
             return results

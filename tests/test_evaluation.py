@@ -183,3 +183,15 @@ def test_make_results_log_keeps_every_steps_latest_run(tmp_path):
         and "| dynamic | 2.0 min (failed) |" in table
         and "all steps: 3 min" in table
     )
+
+
+def test_backbone_description_names_frozen_pretrained_and_random_init():
+    from tnerf_ns.evaluation.protocol import backbone_description
+    from tnerf_ns.models.tnerf_model import TNeRFModelConfig
+
+    shipped = backbone_description(TNeRFModelConfig(backbone="vggt-small"))
+    assert shipped.startswith("vggt-small, frozen, pre-trained weights `vggt-small-synthetic.safetensors`")
+    assert "steps of VGGT's objectives" in shipped  # the card in the weights' metadata
+    assert backbone_description(TNeRFModelConfig(backbone="vggt-small", backbone_weights=None)) == (
+        "vggt-small, random init, trained with the head"
+    )

@@ -49,7 +49,8 @@ def write_table(rows: List[Dict], out: Path, data: Path, console=None) -> str:
     pre = next((r for r in rows if r.get("pretraining_seconds") is not None), None)
     if pre is not None:
         lines.append(f"T-NeRF's one-off pre-training (not per scene): {pre['pretraining_seconds']:.0f} s, "
-                     f"{pre.get('pretraining_steps')} steps on `{pre['pretraining_data']}`.")  # fmt: skip
+                     f"{pre.get('pretraining_steps')} steps on `{pre['pretraining_data']}`"
+                     + (f"; backbone: {pre['backbone']}." if pre.get("backbone") else "."))  # fmt: skip
     depth = next((r["depth_source"] for r in rows if r.get("depth_source")), None)
     if depth is not None:
         lines.append(f"Reprojection baseline: the K source views' foreground pixels forward-splatted with {depth}, "

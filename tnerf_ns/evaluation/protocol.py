@@ -125,3 +125,25 @@ def training_seconds(run_dir: Path) -> Optional[float]:
         return None
     scalars = acc.Scalars(tag)
     return float(scalars[-1].wall_time - scalars[0].wall_time)
+
+
+def backbone_description(model_config) -> str:
+    """What T-NeRF's backbone was, for the tables: preset, frozen or trained, and where its weights came from (with
+    the pre-training summary a checkpoint of ``scripts/pretrain_vggt.py`` carries in its metadata)."""
+    weights = model_config.resolved_backbone_weights
+    if weights is None:
+        trained = (
+            "trained with the head" if model_config.train_backbone and model_config.backbone != "vggt-1b" else "frozen"
+        )
+        return f"{model_config.backbone}, random init, {trained}"
+    text = f"{model_config.backbone}, frozen, pre-trained weights `{Path(str(weights)).name}`"
+    if str(weights).endswith(".safetensors") and Path(weights).is_file():
+        import json
+
+        from safetensors import safe_open
+
+        with safe_open(str(weights), "pt") as f:
+            card = json.loads((f.metadata() or {}).get("tnerf_card", "{}"))
+        if card:
+            text += f" ({card.get('steps')} steps of VGGT's objectives on {card.get('train_scenes')} generated scenes)"
+    return text
