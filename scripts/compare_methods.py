@@ -36,11 +36,12 @@ import tyro
 from rich.console import Console
 
 from tnerf_ns.evaluation import baselines
-from tnerf_ns.evaluation.comparison_report import plot, write_table
+from tnerf_ns.evaluation.comparison_report import EMPTY_FIELD, plot, write_table
 from tnerf_ns.evaluation.protocol import (
     ComparisonRow,
     backbone_description,
     camera_renderer,
+    on_white,
     score_views,
     spread,
     training_seconds,
@@ -103,7 +104,8 @@ class CompareMethods:
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
     """Device."""
     replot: bool = False
-    """Run nothing: rewrite comparison.md and psnr_vs_time.png from the --out folder's comparison.json."""
+    """Train nothing: rewrite comparison.md and psnr_vs_time.png from the --out folder's comparison.json, adding what
+    files from older runs lack: the empty-field rows (from the data) and, given --tnerf-checkpoint, its backbone."""
 
     # ------------------------------------------------------------------ configuration
     def parser_args(self):
@@ -250,6 +252,18 @@ class CompareMethods:
                 rows.append(self.row("tnerf feed-forward", f"K={k}", settings, split, scores, 0, seconds, **extra))
             self.run_reprojection(pipeline, k, inputs, novel, settings, rows)
 
+    def run_empty_field(self, settings, rows) -> None:
+        """The trivial baseline of every row: a field with nothing in it renders the white background only. Scored on
+        the splits the feed-forward rows use (train: input, test: novel), at the same scale."""
+        from nerfstudio.data.datasets.base_dataset import InputDataset
+
+        parser = self.parser_args().setup()
+        for split, name in (("train", "input"), ("test", "novel")):
+            dataset = InputDataset(parser.get_dataparser_outputs(split=split), scale_factor=self.scale)
+            white = lambda i, d=dataset: torch.ones_like(on_white(d.get_image_float32(i)))  # noqa: E731
+            scores = score_views(white, dataset, spread(len(dataset), self.eval_views), f"empty field {name}")
+            rows.append(self.row(EMPTY_FIELD, "-", settings, name, scores, 0, 0.0))
+
     def run_reprojection(self, pipeline, k, inputs, novel, settings, rows) -> None:
         dm = pipeline.datamanager
         background = torch.ones(3)
@@ -294,10 +308,15 @@ class CompareMethods:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.replot:
             results = json.loads((self.out / "comparison.json").read_text())
-            if self.tnerf_checkpoint is not None:  # refresh what the tables say about the checkpoint's pre-training
-                extra = self.pretraining()
+            if self.tnerf_checkpoint is not None and not any("backbone" in r for r in results):
+                extra = self.pretraining()  # runs from before the backbone was recorded
                 results = [{**r, **extra} if r.get("pretraining_seconds") is not None else r for r in results]
-                (self.out / "comparison.json").write_text(json.dumps(results, indent=2))
+            if not any(r["method"] == EMPTY_FIELD for r in results):  # runs from before the empty-field row
+                rows: List[ComparisonRow] = []
+                tnerf = next(r["baseline_settings"] for r in results if r["baseline_settings"]["preset"] == "tnerf")
+                self.run_empty_field(baselines.BaselineSettings(**tnerf), rows)
+                results = [r.as_dict() for r in rows] + results
+            (self.out / "comparison.json").write_text(json.dumps(results, indent=2))
             write_table(results, self.out, self.data, CONSOLE)
             plot(results, self.out)
             return results
@@ -313,6 +332,7 @@ class CompareMethods:
                 cameras, box = baselines.parser_cameras(self.parser_args())
                 settings = baselines.tnerf_settings(self.trainer_config("tnerf"), box, cameras)
                 extra = self.pretraining()
+                self.run_empty_field(settings, rows)
                 self.run_feed_forward(settings, rows, extra)
                 make = lambda: self.trainer_config("tnerf")  # noqa: E731
                 self.run_trained(f"tnerf refined (K={self.refine_views})", "tnerf", settings, rows,

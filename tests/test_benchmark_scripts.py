@@ -45,9 +45,12 @@ def test_compare_methods_runs_tnerf_and_nerfacto(trained, scenes, tmp_path):
         "--eval-views", "2", "--intermediate-views", "1", "--scale", "1.0", "--rays-per-step", "64",
         "--device", "cpu")  # fmt: skip
     rows = json.loads((tmp_path / "comparison.json").read_text())
-    methods = ["tnerf feed-forward", "reprojection baseline", "tnerf refined (K=4)", "nerfacto (equal rays)"]
+    methods = ["empty field (background only)", "tnerf feed-forward", "reprojection baseline", "tnerf refined (K=4)",
+               "nerfacto (equal rays)"]  # fmt: skip
     assert [r["method"] for r in rows] == [m for m in methods for _ in ("input", "novel")]
-    assert [r["split"] for r in rows] == ["input", "novel"] * 4
+    assert [r["split"] for r in rows] == ["input", "novel"] * 5
+    empty, rows = rows[:2], rows[2:]
+    assert all(r["steps"] == 0 and r["eval_views"] == 2 for r in empty)
     keys = {"method", "setting", "baseline_settings", "split", "eval_views", "image_size", "steps", "seconds", "psnr",
             "ssim"}  # fmt: skip
     assert all(keys <= set(r) and r["psnr"] == r["psnr"] for r in rows)  # the documented keys, finite PSNR
@@ -57,6 +60,14 @@ def test_compare_methods_runs_tnerf_and_nerfacto(trained, scenes, tmp_path):
     assert rows[2]["depth_source"] == "ground-truth depth"  # generated scenes carry depth
     assert "| nerfacto (equal rays) | white |" in (tmp_path / "comparison.md").read_text()
     assert (tmp_path / "psnr_vs_time.png").is_file()
+    # --replot of a file from before the empty-field row adds it from the data, changing nothing else
+    (tmp_path / "comparison.json").write_text(json.dumps(rows))
+    (tmp_path / "comparison.md").unlink()
+    run("scripts/compare_methods.py", "--replot", "--data", str(scene), "--out", str(tmp_path), "--eval-views", "2",
+        "--scale", "1.0")  # fmt: skip
+    replotted = json.loads((tmp_path / "comparison.json").read_text())
+    assert replotted[:2] == empty and replotted[2:] == rows
+    assert "| empty field (background only) | - |" in (tmp_path / "comparison.md").read_text()
 
 
 def test_benchmark_dynamic_prints_step_versus_full():

@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 from typing import Dict, List
 
-FEED_FORWARD = ("tnerf feed-forward", "reprojection baseline")
+EMPTY_FIELD = "empty field (background only)"
+FEED_FORWARD = ("tnerf feed-forward", "reprojection baseline", EMPTY_FIELD)
 
 
 def _fmt(value, digits: int) -> str:
@@ -38,7 +39,7 @@ def write_table(rows: List[Dict], out: Path, data: Path, console=None) -> str:
     for r in rows:
         s = r["baseline_settings"]
         key = (r["method"].split(" (")[0] if s["preset"] != "tnerf" else "tnerf", s["preset"])
-        if key in seen or r["method"] == "reprojection baseline":
+        if key in seen or r["method"] in ("reprojection baseline", EMPTY_FIELD):
             continue
         seen.add(key)
         name = "tnerf (feed-forward and refined)" if s["preset"] == "tnerf" else r["method"]
@@ -78,6 +79,9 @@ def plot(rows: List[Dict], out: Path) -> None:
         these = [r for r in rows if r["split"] == split]
         for method in dict.fromkeys(r["method"] for r in these):
             pts = [r for r in these if r["method"] == method]
+            if method == EMPTY_FIELD:  # no time axis: a level to beat
+                ax.axhline(pts[0]["psnr"], color="black", ls=":", lw=1, label=method)
+                continue
             ax.plot([r["seconds"] for r in pts], [r["psnr"] for r in pts], "o" if method in FEED_FORWARD else "o-",
                     label=method)  # fmt: skip
             if method in FEED_FORWARD:
