@@ -316,6 +316,10 @@ class MakeResults:
                 continue
             if name == "render-generated-scene":
                 shutil.rmtree(REPO / self.work / "scenes", ignore_errors=True)
+            if name == "sync-readme":  # README includes the log: write it first, and leave this step out of it
+                self.write_log(log, time.perf_counter() - total)
+                subprocess.run([str(a) for a in args], cwd=REPO, env=env, check=True)
+                return
             CONSOLE.rule(f"[bold]{name}")
             command = " ".join(str(a) for a in args).replace(sys.executable, "python")
             CONSOLE.print(command, soft_wrap=True)
@@ -334,6 +338,7 @@ class MakeResults:
         RESULTS_LOG.md tabulates it."""
         store = REPO / self.docs / "RESULTS_LOG.json"
         entries = json.loads(store.read_text()) if store.is_file() else {}
+        entries.pop("sync-readme", None)  # not logged (see main)
         day = time.strftime("%Y-%m-%d")
         for name, (cmd, sec) in log.items():
             entries[name] = {"command": cmd, "seconds": round(sec, 1), "date": day, "failed": name == failed,
