@@ -67,6 +67,7 @@ class EvaluateDynamic:
                      "nearest input photo": lambda i: None if inputs[i] is None else target_rgb(pipeline, inputs[i])}  # fmt: skip
         for name, baseline in baselines.items():
             results[name] = self._scores(indices, gts, times, split, baseline)
+        trained_mode = config.pipeline.model.interpolation_mode  # before the loop below changes it (same object)
         for mode in self.modes:
             model.config.interpolation_mode = mode
             model.encoder.plane_cache.clear()
@@ -78,7 +79,6 @@ class EvaluateDynamic:
             rendered = {i: render(i) for i in track(indices, description=f"{mode:>7}", console=CONSOLE)}
             renders[mode] = {i: rendered[i] for i in figure_view}
             results[mode] = self._scores(indices, gts, times, split, rendered.get)
-        trained_mode = config.pipeline.model.interpolation_mode
         scenes = len(pipeline.datamanager.eval_scenes)
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "dynamic_eval.json").write_text(json.dumps({
