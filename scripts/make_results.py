@@ -322,6 +322,7 @@ class MakeResults:
                 return
             CONSOLE.rule(f"[bold]{name}")
             command = " ".join(str(a) for a in args).replace(sys.executable, "python")
+            command = command.replace(f"{Path(sys.executable).parent}{os.sep}", "")  # ns-train from the venv
             CONSOLE.print(command, soft_wrap=True)
             start = time.perf_counter()
             proc = subprocess.run([str(a) for a in args], cwd=REPO, env=env, check=False)
