@@ -50,7 +50,7 @@ def test_compare_methods_runs_tnerf_and_nerfacto(trained, scenes, tmp_path):
     assert [r["method"] for r in rows] == [m for m in methods for _ in ("input", "novel")]
     assert [r["split"] for r in rows] == ["input", "novel"] * 5
     empty, rows = rows[:2], rows[2:]
-    assert all(r["steps"] == 0 and r["eval_views"] == 2 for r in empty)
+    assert all(r["steps"] == 0 and 1 <= r["eval_views"] <= 2 for r in empty)  # <= 2 views per split
     keys = {"method", "setting", "baseline_settings", "split", "eval_views", "image_size", "steps", "seconds", "psnr",
             "ssim"}  # fmt: skip
     assert all(keys <= set(r) and r["psnr"] == r["psnr"] for r in rows)  # the documented keys, finite PSNR
