@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Dict, List
 
 EMPTY_FIELD = "empty field (background only)"
-FEED_FORWARD = ("tnerf feed-forward", "reprojection baseline", EMPTY_FIELD)
+FEED_FORWARD = ("tnerf feed-forward", "reprojection baseline")
 
 
 def _fmt(value, digits: int) -> str:

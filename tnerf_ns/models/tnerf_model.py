@@ -263,10 +263,10 @@ class TNeRFModel(Model):
     def get_rgba_image(self, outputs: Dict[str, Tensor], output_name: str = "rgb") -> Tensor:
         """Alpha is the rendered opacity (nerfstudio gives 1 unless the background is random), so the point-cloud
         and Poisson exporters keep only rays that hit something."""
-        rgba = super().get_rgba_image(outputs, output_name)
-        accumulation = outputs.get(output_name.replace("rgb", "accumulation"))
-        if accumulation is None or self.renderer_rgb.background_color == "random":
+        rgba = super().get_rgba_image(outputs, output_name)  # raises when there is no accumulation output
+        if self.renderer_rgb.background_color == "random":
             return rgba
+        accumulation = outputs[output_name.replace("rgb", "accumulation")]
         return torch.cat([rgba[..., :3], accumulation.reshape(*rgba.shape[:-1], 1).to(rgba)], dim=-1)
 
     # ------------------------------------------------------------------ losses and metrics
