@@ -24,52 +24,31 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import numpy as np
 import torch
 import tyro
 from rich.console import Console
 
-from tnerf_ns.evaluation import baselines
+from tnerf_ns.evaluation import baselines, scene_data
 from tnerf_ns.evaluation.comparison_report import EMPTY_FIELD, plot, write_table
 from tnerf_ns.evaluation.protocol import (
     ComparisonRow,
     backbone_description,
     camera_renderer,
+    reusable_rows,
     score_views,
     spread,
     training_seconds,
 )
-from tnerf_ns.evaluation.reprojection import source_cloud, splat_image
+from tnerf_ns.evaluation.reprojection import ground_truth_depth, source_cloud, splat_image
 
 CONSOLE = Console(width=120)
-
-
-def lpips_offline() -> None:
-    """nerfstudio's models build LPIPS (AlexNet weights from the hub) in their constructors; where it cannot be built
-    (offline), replace it by a NaN metric so they construct. The comparison does not report LPIPS."""
-    import torchmetrics.image.lpip as lpip_module
-    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
-
-    try:
-        LearnedPerceptualImagePatchSimilarity(normalize=True)
-        return
-    except Exception:
-        pass
-
-    class NoLPIPS(torch.nn.Module):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__()
-
-        def forward(self, a, b):
-            return torch.tensor(float("nan"))
-
-    lpip_module.LearnedPerceptualImagePatchSimilarity = NoLPIPS
 
 
 @dataclass
@@ -102,46 +81,14 @@ class CompareMethods:
     """Equal-rays setting: every method trains with this many rays per step (None: each method's default)."""
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
     """Device."""
+    reuse_baselines: bool = True
+    """Keep the per-scene baselines' rows of the --out folder's earlier run when they were made with this protocol
+    (data, scale, budgets, views, settings, device): they do not depend on T-NeRF's checkpoint. False: re-train them."""
     replot: bool = False
     """Train nothing: rewrite comparison.md and psnr_vs_time.png from the --out folder's comparison.json, adding what
     files from older runs lack: the empty-field rows (from the data) and, given --tnerf-checkpoint, its backbone."""
 
     # ------------------------------------------------------------------ configuration
-    def parser_args(self):
-        from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
-        from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
-
-        if (self.data / "transforms_train.json").exists():
-            return BlenderDataParserConfig(data=self.data, scale_factor=self.blender_scale())
-        return NerfstudioDataParserConfig(data=self.data, orientation_method="none", center_method="none",
-                                          auto_scale_poses=False)  # fmt: skip
-
-    def world_box(self) -> Optional[np.ndarray]:
-        meta_file = self.data / "transforms.json"
-        if not meta_file.is_file():
-            return None
-        box = json.loads(meta_file.read_text()).get("tnerf", {}).get("world_box")
-        return None if box is None else np.asarray(box, dtype=np.float64).reshape(2, 3)
-
-    def blender_scale(self) -> float:
-        """Scenes from scripts/render_scenes.py record their world box: scale it onto the Blender parser's fixed
-        [-1.5, 1.5] box (the frame T-NeRF was trained in). Other Blender scenes (lego) are used as they are."""
-        box = self.world_box()
-        if box is None:
-            return 1.0
-        if np.abs(box.mean(0)).max() > 1e-6 * np.abs(box).max():
-            raise ValueError(f"{self.data / 'transforms.json'}: scene box {box.tolist()} is not centred at the "
-                             "origin; the Blender parser cannot shift it")  # fmt: skip
-        return 3.0 / float((box[1] - box[0]).max())
-
-    def near_far(self):
-        """Near/far of generated scenes, from their box and training cameras (in the parser's scaled frame)."""
-        c2w, aabb = baselines.parser_cameras(self.parser_args())
-        box = self.world_box()
-        if box is not None:
-            aabb = torch.as_tensor(box * self.blender_scale(), dtype=torch.float32)
-        return baselines.near_far_from_cameras(c2w, aabb), (c2w, aabb)
-
     def trainer_config(self, method: str, **model_overrides):
         from nerfstudio.configs.method_configs import all_methods
 
@@ -153,7 +100,7 @@ class CompareMethods:
         cfg.max_num_iterations = 10**9
         cfg.steps_per_eval_batch = cfg.steps_per_eval_image = cfg.steps_per_eval_all_images = 10**9
         cfg.steps_per_save = 10**9
-        cfg.pipeline.datamanager.dataparser = self.parser_args()
+        cfg.pipeline.datamanager.dataparser = scene_data.parser_config(self.data)
         cfg.pipeline.datamanager.data = self.data
         cfg.pipeline.datamanager.camera_res_scale_factor = self.scale
         if hasattr(cfg.pipeline.model, "implementation") and self.device != "cuda":
@@ -189,6 +136,36 @@ class CompareMethods:
         return {"pretraining_seconds": training_seconds(folder.parent), "pretraining_data": data,
                 "pretraining_steps": steps, "backbone": backbone}  # fmt: skip
 
+    def budgets_for(self, method: str) -> List[float]:
+        return [self.vanilla_budget] if method == "vanilla-nerf" else sorted(self.budgets)
+
+    def split_datasets(self) -> Dict:
+        """The ``input`` (train) and ``novel`` (test) datasets at --scale; images are read only when asked for."""
+        from nerfstudio.data.datasets.base_dataset import InputDataset
+
+        parser = scene_data.parser_config(self.data).setup()
+        return {name: InputDataset(parser.get_dataparser_outputs(split=split), scale_factor=self.scale)
+                for split, name in (("train", "input"), ("test", "novel"))}  # fmt: skip
+
+    def provenance(self) -> Dict:
+        return {"device": self.device, "data": self.data.name, "date": datetime.date.today().isoformat()}
+
+    def expected_rows(self, method: str, settings) -> Dict:
+        """(setting, split) -> the values ``run_trained`` would give that row here (see ``reusable_rows``)."""
+        datasets, budgets, wanted = self.split_datasets(), self.budgets_for(method), {}
+        for n, budget in enumerate(budgets):
+            views = self.eval_views if n == len(budgets) - 1 else self.intermediate_views
+            for split, dataset in datasets.items():
+                last = spread(len(dataset), views)[-1]
+                cams = dataset.cameras
+                wanted[(f"budget {budget:g}s", split)] = {
+                    "eval_views": len(spread(len(dataset), views)),
+                    "image_size": [int(cams.height[last]), int(cams.width[last])],
+                    "baseline_settings": settings.as_dict(),
+                    **{k: v for k, v in self.provenance().items() if k != "date"},
+                }
+        return wanted
+
     # ------------------------------------------------------------------ runs
     def row(self, method, setting, settings, split, scores, steps, seconds, **extra) -> ComparisonRow:
         row = ComparisonRow(method, setting, settings.as_dict(), split, scores.views, scores.image_size, steps,
@@ -214,7 +191,7 @@ class CompareMethods:
         trainer = Trainer(cfg, local_rank=0, world_size=1)
         trainer.setup()
         dm = trainer.pipeline.datamanager
-        step, budgets = 0, sorted(self.budgets) if method != "vanilla-nerf" else [self.vanilla_budget]
+        step, budgets = 0, self.budgets_for(method)
         for n, budget in enumerate(budgets):
             while time.perf_counter() - start < budget:
                 trainer.pipeline.train()
@@ -254,11 +231,7 @@ class CompareMethods:
     def run_empty_field(self, settings, rows) -> None:
         """The trivial baseline of every row: a field with nothing in it renders the white background only. Scored on
         the splits the feed-forward rows use (train: input, test: novel), at the same scale."""
-        from nerfstudio.data.datasets.base_dataset import InputDataset
-
-        parser = self.parser_args().setup()
-        for split, name in (("train", "input"), ("test", "novel")):
-            dataset = InputDataset(parser.get_dataparser_outputs(split=split), scale_factor=self.scale)
+        for name, dataset in self.split_datasets().items():
             cams = dataset.cameras  # rescaled with the images: a blank image of each view's size, without reading it
             white = lambda i, c=cams: torch.ones(int(c.height[i]), int(c.width[i]), 3)  # noqa: E731
             scores = score_views(white, dataset, spread(len(dataset), self.eval_views), f"empty field {name}")
@@ -270,7 +243,9 @@ class CompareMethods:
         start = time.perf_counter()
         entry = dm.eval_scenes[0]
         ctx = dm.context_provider.context(entry.scene_idx)
-        depth = self.ground_truth_depth(entry.source_indices, tuple(ctx.images.shape[-2:]))
+        depth = ground_truth_depth(
+            self.data, entry.source_indices, tuple(ctx.images.shape[-2:]), scene_data.blender_scale(self.data)
+        )
         if depth is not None:
             ctx = dataclasses.replace(ctx, depth=depth)
         points, colours, depth_source = source_cloud(ctx, pipeline.model.encoder)
@@ -292,18 +267,6 @@ class CompareMethods:
             rows.append(self.row("reprojection baseline", f"K={k}", settings, split, scores, 0, seconds,
                                  depth_source=depth_source))  # fmt: skip
 
-    def ground_truth_depth(self, train_indices, hw) -> Optional[torch.Tensor]:
-        """z-depth of training images in the parser's (scaled) units, when the Blender-layout scene lists depth files
-        (scripts/render_scenes.py writes them); None otherwise. The Blender parser keeps the frames' order."""
-        meta = self.data / "transforms_train.json"
-        frames = json.loads(meta.read_text()).get("frames", []) if meta.is_file() else []
-        files = [f.get("depth_file_path") for f in frames]
-        if not files or any(files[i] is None for i in train_indices):
-            return None
-        depth = torch.stack([torch.from_numpy(np.load(self.data / files[i]).astype(np.float32)) for i in train_indices])
-        depth = torch.nn.functional.interpolate(depth[:, None], size=hw, mode="nearest")[:, 0]
-        return depth * self.blender_scale()
-
     def main(self) -> List[Dict]:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.replot:
@@ -320,16 +283,18 @@ class CompareMethods:
             write_table(results, self.out, self.data, CONSOLE)
             plot(results, self.out)
             return results
-        lpips_offline()
+        baselines.lpips_offline()
+        previous_file = self.out / "comparison.json"
+        previous = json.loads(previous_file.read_text()) if self.reuse_baselines and previous_file.is_file() else []
         kind = baselines.data_kind(self.data)
-        near_far = self.near_far()[0] if kind == "generated" else None
-        rows: List[ComparisonRow] = []
+        near_far = scene_data.near_far(self.data) if kind == "generated" else None
+        rows: List = []  # ComparisonRow, or the dict of a kept row
         for method in self.methods:
             CONSOLE.rule(method)
             if method == "tnerf":
                 if self.tnerf_checkpoint is None:
                     raise ValueError("--tnerf-checkpoint is required for the tnerf method")
-                cameras, box = baselines.parser_cameras(self.parser_args())
+                cameras, box = baselines.parser_cameras(scene_data.parser_config(self.data))
                 settings = baselines.tnerf_settings(self.trainer_config("tnerf"), box, cameras)
                 extra = self.pretraining()
                 self.run_empty_field(settings, rows)
@@ -349,8 +314,14 @@ class CompareMethods:
 
             settings = baselines.settings_for(method, self.trainer_config(method), kind, near_far, self.rays_per_step)
             label = method if self.rays_per_step is None else f"{method} (equal rays)"
-            self.run_trained(label, method, settings, rows, make, {"data_kind": kind})
-        results = [r.as_dict() for r in rows]
+            kept = reusable_rows(previous, label, self.expected_rows(method, settings))
+            if kept is not None:
+                CONSOLE.print(f"[green]{label}: the {len(kept)} rows of the earlier run in {self.out} are kept (same "
+                              "protocol; --no-reuse-baselines re-trains)")  # fmt: skip
+                rows.extend(kept)
+                continue
+            self.run_trained(label, method, settings, rows, make, {"data_kind": kind, **self.provenance()})
+        results = [r if isinstance(r, dict) else r.as_dict() for r in rows]
         (self.out / "comparison.json").write_text(json.dumps(results, indent=2))
         write_table(results, self.out, self.data, CONSOLE)
         plot(results, self.out)

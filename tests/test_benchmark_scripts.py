@@ -68,6 +68,13 @@ def test_compare_methods_runs_tnerf_and_nerfacto(trained, scenes, tmp_path):
     replotted = json.loads((tmp_path / "comparison.json").read_text())
     assert replotted[:2] == empty and replotted[2:] == rows
     assert "| empty field (background only) | - |" in (tmp_path / "comparison.md").read_text()
+    # a second run with the same protocol keeps the per-scene baseline's rows instead of training it again
+    proc = run("scripts/compare_methods.py", "--data", str(scene), "--out", str(tmp_path), "--methods", "nerfacto",
+               "--budgets", "4", "--eval-views", "2", "--intermediate-views", "1", "--scale", "1.0", "--rays-per-step",
+               "64", "--device", "cpu")  # fmt: skip
+    again = json.loads((tmp_path / "comparison.json").read_text())
+    assert "rows of the earlier run" in proc.stdout and all(r.pop("kept") for r in again)
+    assert again == rows[-2:]
 
 
 def test_benchmark_dynamic_prints_step_versus_full():

@@ -12,7 +12,7 @@ from nerfstudio.configs.method_configs import all_methods
 
 from tnerf_ns.evaluation import baselines
 from tnerf_ns.evaluation.comparison_report import plot, write_table
-from tnerf_ns.evaluation.protocol import ROW_KEYS, ComparisonRow, on_white, score_views, spread
+from tnerf_ns.evaluation.protocol import ROW_KEYS, ComparisonRow, on_white, reusable_rows, score_views, spread
 from tnerf_ns.evaluation.reprojection import project, reproject_views, source_points, splat_image
 from tnerf_ns.geometry import pixel_rays
 
@@ -142,6 +142,30 @@ def test_rows_have_the_documented_keys_and_make_table_and_plot(tmp_path):
     assert "pre-training (not per scene): 600 s" in text and "ground-truth depth" in text
     plot(rows, tmp_path)
     assert (tmp_path / "psnr_vs_time.png").stat().st_size > 1000
+
+
+def test_baseline_rows_are_kept_only_when_the_protocol_is_the_same(tmp_path):
+    settings = baselines.BaselineSettings("white", 2.0, 6.0, False, "off", 4096, "authors").as_dict()
+    rows = [ComparisonRow("nerfacto", f"budget {b}s", settings, split, views, [200, 200], 9, float(b), 20.0, 0.8,
+                          {"device": "cpu", "data": "lego", "date": "2026-11-28"}).as_dict()
+            for b, views in ((60, 4), (180, 16)) for split in ("input", "novel")]  # fmt: skip
+    expected = {(f"budget {b}s", split): {"eval_views": views, "image_size": [200, 200], "baseline_settings":
+                json.loads(json.dumps(settings)), "device": "cpu", "data": "lego"}
+                for b, views in ((60, 4), (180, 16)) for split in ("input", "novel")}  # fmt: skip
+    kept = reusable_rows(rows, "nerfacto", expected)
+    assert kept is not None and all(k["kept"] and k["psnr"] == 20.0 for k in kept) and len(kept) == 4
+    assert reusable_rows(rows, "vanilla-nerf", expected) is None  # no rows of that method
+    other_budget = {(s.replace("180", "300"), split): v for (s, split), v in expected.items()}
+    assert reusable_rows(rows, "nerfacto", other_budget) is None
+    for change in ({"eval_views": 32}, {"image_size": [400, 400]}, {"device": "cuda"}, {"data": "mic"},
+                   {"baseline_settings": {**settings, "far": 6.5}}):  # fmt: skip
+        changed = {k: {**v, **change} for k, v in expected.items()}
+        assert reusable_rows(rows, "nerfacto", changed) is None, change
+    legacy = [{k: v for k, v in r.items() if k not in ("device", "data", "date")} for r in rows]
+    assert reusable_rows(legacy, "nerfacto", expected) is not None  # older rows: CPU, data not recorded
+    assert reusable_rows(legacy, "nerfacto", {k: {**v, "device": "cuda"} for k, v in expected.items()}) is None
+    text = write_table(kept, tmp_path, tmp_path / "scene")
+    assert "Kept from an earlier run of the same protocol" in text and "measured 2026-11-28" in text
 
 
 def test_random_interpolation_mode_draws_every_mode_in_training_and_renders_with_flow():

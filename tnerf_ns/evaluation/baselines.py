@@ -110,3 +110,25 @@ def parser_cameras(parser_config) -> Tuple[Float[Tensor, "n 3 4"], Float[Tensor,
     """Training cameras and scene box as a dataparser config produces them (its scaling applied)."""
     outputs = parser_config.setup().get_dataparser_outputs(split="train")
     return outputs.cameras.camera_to_worlds.to(torch.float32), outputs.scene_box.aabb.to(torch.float32)
+
+
+def lpips_offline() -> None:
+    """nerfstudio's models build LPIPS (AlexNet weights from the hub) in their constructors; where it cannot be built
+    (offline), replace it by a NaN metric so they construct. The comparison does not report LPIPS."""
+    import torchmetrics.image.lpip as lpip_module
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    try:
+        LearnedPerceptualImagePatchSimilarity(normalize=True)
+        return
+    except Exception:
+        pass
+
+    class NoLPIPS(torch.nn.Module):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__()
+
+        def forward(self, a, b):
+            return torch.tensor(float("nan"))
+
+    lpip_module.LearnedPerceptualImagePatchSimilarity = NoLPIPS

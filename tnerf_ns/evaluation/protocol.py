@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -48,6 +48,41 @@ class ComparisonRow:
         row = asdict(self)
         row.update(row.pop("extra"))
         return row
+
+
+LEGACY_VALUES = {"device": "cpu"}
+"""What rows written before a key was recorded had: every earlier comparison ran on the CPU."""
+
+
+def same_value(a, b) -> bool:
+    """Equal, floats up to rounding (values read back from JSON against values computed again)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= 1e-6 * max(1, abs(a))
+    return a == b
+
+
+def reusable_rows(previous: List[Dict], method: str, expected: Dict[Tuple[str, str], Dict]) -> Optional[List[Dict]]:
+    """The rows of ``method`` from an earlier ``comparison.json`` when they are exactly the rows this run would make
+    (one per (setting, split) of ``expected``, each with the values ``expected`` gives it), else None.
+
+    Per-scene baselines do not depend on T-NeRF's checkpoint, so re-running the protocol for a new checkpoint can keep
+    theirs. A key an older row lacks is taken from ``LEGACY_VALUES``, or not checked when it is not there.
+    """
+    rows = [r for r in previous if r["method"] == method]
+    found = {(r["setting"], r["split"]): r for r in rows}
+    if len(rows) != len(expected) or found.keys() != expected.keys():
+        return None
+    for key, wanted in expected.items():
+        row = found[key]
+        for name, value in wanted.items():
+            have = row.get(name, LEGACY_VALUES.get(name))
+            if have is not None and not same_value(have, value):
+                return None
+    return [{**r, "kept": True} for r in rows]
 
 
 def on_white(image: Float[Tensor, "h w c"]) -> Float[Tensor, "h w 3"]:

@@ -7,6 +7,11 @@ feed-forward radiance field adds over this is everything beyond reprojecting wha
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor
@@ -95,3 +100,17 @@ def source_cloud(ctx, encoder=None) -> tuple[Float[Tensor, "n 3"], Float[Tensor,
     box = encoder.box
     world = lifted.points * box.half_extent + box.centre  # canonical cube -> dataset units
     return world[mask].cpu(), pooled[:, :3].permute(0, 2, 3, 1)[mask].cpu(), "LatentHead depth"
+
+
+def ground_truth_depth(data: Path, indices: Sequence[int], hw: Tuple[int, int], scale: float) -> Optional[Tensor]:
+    """z-depth of training images ``indices`` at size ``hw``, times ``scale`` (the parser's unit), when the
+    Blender-layout scene lists depth files (scripts/render_scenes.py writes them); None otherwise. The Blender parser
+    keeps the frames' order."""
+    meta = data / "transforms_train.json"
+    frames = json.loads(meta.read_text()).get("frames", []) if meta.is_file() else []
+    files = [f.get("depth_file_path") for f in frames]
+    if not files or any(files[i] is None for i in indices):
+        return None
+    depth = torch.stack([torch.from_numpy(np.load(data / files[i]).astype(np.float32)) for i in indices])
+    depth = torch.nn.functional.interpolate(depth[:, None], size=hw, mode="nearest")[:, 0]
+    return depth * scale
