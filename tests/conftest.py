@@ -28,5 +28,5 @@ def reference_dir() -> Path:
     return REFERENCE
 
 
-# session fixtures shared by the end-to-end tests: a tiny rendered multi-scene dataset and a tiny trained run
-from helpers import scenes, trained  # noqa: E402, F401
+# session fixtures shared by the end-to-end tests: tiny rendered multi-scene datasets (static, dynamic) and tiny runs
+from helpers import dynamic_scenes, scenes, trained, trained_dynamic  # noqa: E402, F401

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pytest
@@ -30,6 +32,18 @@ def ns(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
                           timeout=timeout, check=False)  # fmt: skip
     assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
+
+
+def refine_then_eval_prediction(common: Sequence[str], scene: Path, out: Path) -> None:
+    """Scene mode of a Blender-format scene with ``ns-train tnerf *common``: 0 iterations (the prediction) scored by
+    ``ns-eval``, then 3 refinement steps that must train and save a checkpoint."""
+    for iters, stamp in (("0", "ff"), ("3", "refined")):
+        ns("ns-train", "tnerf", *common, "--max-num-iterations", iters, "--timestamp", stamp, "--experiment-name",
+           "scene", "blender-data", "--data", str(scene))  # fmt: skip
+    run = out / "scene" / "tnerf"
+    ns("ns-eval", "--load-config", str(run / "ff" / "config.yml"), "--output-path", str(out / "ff.json"))
+    assert np.isfinite(json.loads((out / "ff.json").read_text())["results"]["psnr"])
+    assert [p.name for p in (run / "refined" / "nerfstudio_models").glob("step-*.ckpt")] == ["step-000000002.ckpt"]
 
 
 def script(*args: str) -> None:
@@ -95,3 +109,21 @@ def tiny_config(data: Path, parser=None):
         config.pipeline.datamanager.dataparser = parser
     config.pipeline.datamanager.data = config.pipeline.datamanager.dataparser.data = data
     return config
+
+
+@pytest.fixture(scope="session")
+def dynamic_scenes(tmp_path_factory):
+    return make_scenes(tmp_path_factory.mktemp("dyn_data"), 3, 24, 6, "28x28", "--dynamic", "--times", "0", "0.5", "1",
+                       "--held-out-fraction", "0.34")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def trained_dynamic(dynamic_scenes, tmp_path_factory) -> Path:
+    """A tiny tnerf-dynamic run (random interpolation modes), shared by the dynamic and export tests."""
+    out = tmp_path_factory.mktemp("dyn_runs")
+    ns("ns-train", "tnerf-dynamic", "--machine.device-type", "cpu", "--max-num-iterations", "4", "--output-dir",
+       str(out), "--experiment-name", "d", "--timestamp", "run", "--steps-per-eval-image", "2",
+       "--steps-per-eval-batch", "2", "--pipeline.model.flow-radius", "1", "--pipeline.model.interpolation-mode",
+       "random", *TINY_MODEL, "tnerf-scenes", "--data",
+       str(dynamic_scenes))  # fmt: skip
+    return out / "d" / "tnerf-dynamic" / "run" / "config.yml"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, TINY_MODEL, make_scenes, ns
+from helpers import REPO, TINY_MODEL, ns
 
 pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
 
@@ -139,13 +139,8 @@ def test_export_mesh_script(trained, surface, tmp_path):
         assert str(trained) in str(err.value)
 
 
-def test_tsdf_of_a_dynamic_run(tmp_path):
+def test_tsdf_of_a_dynamic_run(trained_dynamic, tmp_path):
     """tnerf-dynamic: the exporters see the default scene's first time state, rendered at the model's default time."""
-    data = make_scenes(tmp_path, 2, 16, 4, "24x24", "--dynamic", "--times", "0", "1", "--held-out-fraction", "0.5")
-    ns("ns-train", "tnerf-dynamic", "--machine.device-type", "cpu", "--max-num-iterations", "2", "--output-dir",
-       str(tmp_path / "runs"), "--experiment-name", "d", "--timestamp", "run", "--vis", "tensorboard",
-       "--pipeline.model.flow-radius", "1", *TINY_MODEL, "tnerf-scenes", "--data", str(data))  # fmt: skip
-    config = tmp_path / "runs" / "d" / "tnerf-dynamic" / "run" / "config.yml"
-    ns("ns-export", "tsdf", "--load-config", str(config), "--output-dir", str(tmp_path / "tsdf"), "--resolution", "32",
-       "--downscale-factor", "1", "--texture-method", "tsdf")  # fmt: skip
+    ns("ns-export", "tsdf", "--load-config", str(trained_dynamic), "--output-dir", str(tmp_path / "tsdf"),
+       "--resolution", "32", "--downscale-factor", "1", "--texture-method", "tsdf")  # fmt: skip
     assert (tmp_path / "tsdf" / "tsdf_mesh.ply").stat().st_size > 0

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from helpers import TINY_MODEL, TRAINED_STEPS, empty_psnr, ns
+from helpers import TINY_MODEL, TRAINED_STEPS, empty_psnr, ns, refine_then_eval_prediction
 
 pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
 
@@ -41,9 +40,4 @@ def test_scene_mode_starts_from_the_predicted_mlp(trained_mlp, scenes, tmp_path)
     common = ["--machine.device-type", "cpu", "--output-dir", str(tmp_path), "--vis", "tensorboard",
               "--pipeline.model.pretrained", str(trained_mlp.parent / "nerfstudio_models"), *TINY_MODEL,
               "--pipeline.model.representation", "mlp"]  # fmt: skip
-    for iters, stamp in (("0", "ff"), ("3", "refined")):
-        ns("ns-train", "tnerf", *common, "--max-num-iterations", iters, "--timestamp", stamp, "--experiment-name",
-           "scene", "blender-data", "--data", str(scenes / "synth_000003"))  # fmt: skip
-        config = tmp_path / "scene" / "tnerf" / stamp / "config.yml"
-        ns("ns-eval", "--load-config", str(config), "--output-path", str(tmp_path / f"{stamp}.json"))
-        assert np.isfinite(json.loads((tmp_path / f"{stamp}.json").read_text())["results"]["psnr"])
+    refine_then_eval_prediction(common, scenes / "synth_000003", tmp_path)

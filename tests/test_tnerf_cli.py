@@ -14,7 +14,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from helpers import BIN, REPO, TINY_MODEL, empty_psnr, env, ns
+from helpers import BIN, REPO, TINY_MODEL, empty_psnr, env, ns, refine_then_eval_prediction
 from PIL import Image
 
 pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
@@ -104,9 +104,4 @@ def test_scene_mode_feed_forward_and_refined(trained, scenes, tmp_path):
     scene = scenes / "synth_000003"
     common = ["--machine.device-type", "cpu", "--output-dir", str(tmp_path), "--vis", "tensorboard",
               "--pipeline.model.pretrained", str(trained.parent / "nerfstudio_models"), *TINY_MODEL]  # fmt: skip
-    for iters, stamp in (("0", "ff"), ("3", "refined")):
-        ns("ns-train", "tnerf", *common, "--max-num-iterations", iters, "--timestamp", stamp, "--experiment-name",
-           "scene", "blender-data", "--data", str(scene))  # fmt: skip
-        config = tmp_path / "scene" / "tnerf" / stamp / "config.yml"
-        ns("ns-eval", "--load-config", str(config), "--output-path", str(tmp_path / f"{stamp}.json"))
-        assert np.isfinite(json.loads((tmp_path / f"{stamp}.json").read_text())["results"]["psnr"])
+    refine_then_eval_prediction(common, scene, tmp_path)

@@ -8,29 +8,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_MODEL, make_scenes, ns, script
+from helpers import ns, script
 
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
 from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManagerConfig
 
 pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
-
-
-@pytest.fixture(scope="module")
-def dynamic_scenes(tmp_path_factory):
-    return make_scenes(tmp_path_factory.mktemp("dyn_data"), 3, 24, 6, "28x28", "--dynamic", "--times", "0", "0.5", "1",
-                       "--held-out-fraction", "0.34")  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def trained_dynamic(dynamic_scenes, tmp_path_factory):
-    out = tmp_path_factory.mktemp("dyn_runs")
-    ns("ns-train", "tnerf-dynamic", "--machine.device-type", "cpu", "--max-num-iterations", "4", "--output-dir",
-       str(out), "--experiment-name", "d", "--timestamp", "run", "--steps-per-eval-image", "2",
-       "--steps-per-eval-batch", "2", "--pipeline.model.flow-radius", "1", "--pipeline.model.interpolation-mode",
-       "random", *TINY_MODEL, "tnerf-scenes", "--data",
-       str(dynamic_scenes))  # fmt: skip
-    return out / "d" / "tnerf-dynamic" / "run" / "config.yml"
 
 
 def test_data_manager_uses_t0_t1_sources_and_evaluates_intermediate_times(dynamic_scenes):
@@ -63,12 +46,6 @@ def test_ns_eval_and_interpolation_video(trained_dynamic, dynamic_scenes, tmp_pa
     ns("ns-render", "camera-path", "--load-config", str(trained_dynamic), "--camera-path-filename",
        str(tmp_path / "path.json"), "--output-path", str(tmp_path / "sweep.mp4"))  # fmt: skip
     assert (tmp_path / "sweep.mp4").stat().st_size > 0
-    for keyframe in path["camera_path"]:  # without render_time the documented default time is used
-        keyframe.pop("render_time")
-    (tmp_path / "path_no_time.json").write_text(json.dumps(path))
-    ns("ns-render", "camera-path", "--load-config", str(trained_dynamic), "--camera-path-filename",
-       str(tmp_path / "path_no_time.json"), "--output-path", str(tmp_path / "frames"), "--output-format", "images")  # fmt: skip
-    assert len(list((tmp_path / "frames").glob("*"))) == 3
 
 
 def test_time_changes_the_prediction_and_defaults_when_missing(trained_dynamic):
