@@ -276,8 +276,8 @@ class CompareMethods:
                 results = [{**r, **extra} if r.get("pretraining_seconds") is not None else r for r in results]
             if not any(r["method"] == EMPTY_FIELD for r in results):  # runs from before the empty-field row
                 rows: List[ComparisonRow] = []
-                tnerf = next(r["baseline_settings"] for r in results if r["baseline_settings"]["preset"] == "tnerf")
-                self.run_empty_field(baselines.BaselineSettings(**tnerf), rows)
+                first = next((r for r in results if r["baseline_settings"]["preset"] == "tnerf"), results[0])
+                self.run_empty_field(baselines.BaselineSettings(**first["baseline_settings"]), rows)
                 results = [r.as_dict() for r in rows] + results
             (self.out / "comparison.json").write_text(json.dumps(results, indent=2))
             write_table(results, self.out, self.data, CONSOLE)

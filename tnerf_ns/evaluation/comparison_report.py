@@ -4,6 +4,7 @@ redraw them without running anything)."""
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Dict, List
 
@@ -17,12 +18,19 @@ def _fmt(value, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
+def shown(path) -> str:
+    """A path as a reader of the table would type it: relative to the working folder (the repository root when
+    ``make results`` runs), so tables do not carry one machine's absolute paths."""
+    path = Path(str(path))
+    return os.path.relpath(path) if path.is_absolute() else str(path)
+
+
 def write_table(rows: List[Dict], out: Path, data: Path, console=None) -> str:
     """One table (both splits side by side per method and setting), the settings each method ran with, notes."""
     keyed: Dict[tuple, Dict[str, Dict]] = {}
     for r in rows:
         keyed.setdefault((r["method"], r["setting"]), {})[r["split"]] = r
-    lines = [f"Scene `{data}`; PSNR/SSIM on the views each method was given (input) and on held-out views (novel).",
+    lines = [f"Scene `{shown(data)}`; PSNR/SSIM on the views each method was given (input) and on held-out views (novel).",
              "", "| method | setting | steps | seconds | views | image | input PSNR | input SSIM | novel PSNR | novel SSIM |",
              "|---|---|---:|---:|---:|---|---:|---:|---:|---:|"]  # fmt: skip
     for (method, setting), splits in keyed.items():
@@ -50,7 +58,7 @@ def write_table(rows: List[Dict], out: Path, data: Path, console=None) -> str:
     pre = next((r for r in rows if r.get("pretraining_seconds") is not None), None)
     if pre is not None:
         lines.append(f"T-NeRF's one-off pre-training (not per scene): {pre['pretraining_seconds']:.0f} s, "
-                     f"{pre.get('pretraining_steps')} steps on `{pre['pretraining_data']}`"
+                     f"{pre.get('pretraining_steps')} steps on `{shown(pre['pretraining_data'])}`"
                      + (f"; backbone: {pre['backbone']}." if pre.get("backbone") else "."))  # fmt: skip
     depth = next((r["depth_source"] for r in rows if r.get("depth_source")), None)
     if depth is not None:
