@@ -125,7 +125,14 @@ class MakeResults:
             ),  # fmt: skip
             (
                 "source-views",
-                [py, "scripts/evaluate_source_views.py", "--config", str(self.tnerf_config), "--label", "after"],
+                [
+                    py,
+                    "scripts/evaluate_source_views.py",
+                    "--config",
+                    str(self.tnerf_config),
+                    "--label",
+                    "frozen-pretrained",
+                ],
             ),  # fmt: skip
             (
                 "dynamic-scenes",
