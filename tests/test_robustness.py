@@ -154,3 +154,23 @@ def test_saved_scene_survives_a_crash_during_write(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_scene(tmp_path / "s.npz", scene)
     assert (tmp_path / "s.npz").read_bytes() == before  # the old file is intact
+
+
+@pytest.mark.parametrize("spelling", ["numpy.core.multiarray", "numpy._core.multiarray"])
+def test_checkpoints_with_numpy_scalars_load_under_either_numpy_major(spelling, tmp_path):
+    """nerfstudio's scheduler state holds numpy float64s; a checkpoint names their reconstructor as the numpy that
+    saved it does (1.x: numpy.core, 2.x: numpy._core). Both spellings load with weights_only=True."""
+    import tnerf_ns  # noqa: F401  (registers the safe globals)
+
+    path = tmp_path / "legacy.ckpt"
+    torch.save({"schedulers": [{"base_lrs": [np.float64(0.5)]}]}, path, _use_new_zipfile_serialization=False,
+               pickle_protocol=2)  # fmt: skip
+    data = path.read_bytes()
+    own = [name for name in (b"numpy.core.multiarray\n", b"numpy._core.multiarray\n") if name in data]
+    assert len(own) == 1, "the scalar's module is pickled by name"
+    path.write_bytes(data.replace(own[0], spelling.encode() + b"\n"))
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    assert loaded["schedulers"][0]["base_lrs"][0] == 0.5
+    with pytest.raises(pickle.UnpicklingError):  # anything else stays refused
+        path.write_bytes(data.replace(own[0], b"os\n"))
+        torch.load(path, map_location="cpu", weights_only=True)
