@@ -81,6 +81,8 @@ class BenchmarkRender:
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
     out: Optional[Path] = None
     """Also write the table and the summary line to this markdown file."""
+    rays_per_chunk: Optional[int] = None
+    """Rays rendered per chunk (None: the run's eval_num_rays_per_chunk, 4,096 by default; a GPU wants more)."""
 
     def main(self) -> Dict[str, Dict[str, float]]:
         from nerfstudio.utils.eval_utils import eval_setup
@@ -91,7 +93,8 @@ class BenchmarkRender:
             config = train_quick_model(Path(tmp), self.device) if self.quick else (self.config or DEMO_CONFIG)
             if not Path(config).is_file():
                 raise SystemExit(f"{config}: no trained run (run `make demo`, pass --config, or use --quick)")
-            _, pipeline, _, _ = eval_setup(Path(config), test_mode="test")
+            _, pipeline, _, _ = eval_setup(Path(config), self.rays_per_chunk, test_mode="test")
+            self.chunk = pipeline.model.config.eval_num_rays_per_chunk
             model, dataset = pipeline.model, pipeline.datamanager.eval_dataset
             n = len(dataset)
             indices = sorted({round(i * (n - 1) / max(self.views - 1, 1)) for i in range(min(self.views, n))})
@@ -143,7 +146,7 @@ class BenchmarkRender:
         lines = [
             "## Rendering paths",
             "",
-            f"Run `{shown}`; {describe_machine(self.device)}; PSNR over {self.views} evaluation views at the data's "
+            f"Run `{shown}`; {describe_machine(self.device)}; {self.chunk} rays per chunk; PSNR over {self.views} evaluation views at the data's "
             "resolution; times per image after the scene's encoding and occupancy grid exist (first image: both).",
             "",
             "| path | field evaluations / ray | " + " | ".join(f"ms {s}x{s}" for s in self.sizes)
