@@ -40,7 +40,9 @@ def allow_numpy_scalars_in_checkpoints() -> None:
     # A checkpoint names the scalar as the numpy that saved it did (numpy.core in 1.x, numpy._core in 2.x): allow the
     # other spelling too, so a run trained under one numpy loads under the other (torch >= 2.5 takes (object, name)).
     own = f"{scalar.__module__}.{scalar.__name__}"
-    other = [(scalar, name) for name in ("numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar") if name != own]
+    other = [
+        (scalar, name) for name in ("numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar") if name != own
+    ]
     try:
         add_safe_globals(other)
     except (TypeError, AttributeError):  # torch 2.4: names only
