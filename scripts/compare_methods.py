@@ -189,7 +189,7 @@ class CompareMethods:
         start = time.perf_counter()
         cfg = make_config()
         trainer = Trainer(cfg, local_rank=0, world_size=1)
-        trainer.setup()
+        trainer.setup(test_mode="test")  # novel views from the test split, as the feed-forward and empty-field rows
         dm = trainer.pipeline.datamanager
         step, budgets = 0, self.budgets_for(method)
         for n, budget in enumerate(budgets):
