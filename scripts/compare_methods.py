@@ -49,6 +49,8 @@ from tnerf_ns.evaluation.protocol import (
 from tnerf_ns.evaluation.reprojection import ground_truth_depth, source_cloud, splat_image
 
 CONSOLE = Console(width=120)
+NOVEL_SPLIT = "val"
+"""Every row's novel views: the split a nerfstudio Trainer evaluates on (the Blender benchmark's held-out val views)."""
 
 
 @dataclass
@@ -145,7 +147,7 @@ class CompareMethods:
 
         parser = scene_data.parser_config(self.data).setup()
         return {name: InputDataset(parser.get_dataparser_outputs(split=split), scale_factor=self.scale)
-                for split, name in (("train", "input"), ("test", "novel"))}  # fmt: skip
+                for split, name in (("train", "input"), (NOVEL_SPLIT, "novel"))}  # fmt: skip
 
     def provenance(self) -> Dict:
         return {"device": self.device, "data": self.data.name, "date": datetime.date.today().isoformat()}
@@ -189,7 +191,7 @@ class CompareMethods:
         start = time.perf_counter()
         cfg = make_config()
         trainer = Trainer(cfg, local_rank=0, world_size=1)
-        trainer.setup(test_mode="test")  # novel views from the test split, as the feed-forward and empty-field rows
+        trainer.setup()  # test_mode "val": novel views from the val split (NOVEL_SPLIT), as every other row
         dm = trainer.pipeline.datamanager
         step, budgets = 0, self.budgets_for(method)
         for n, budget in enumerate(budgets):
@@ -210,7 +212,7 @@ class CompareMethods:
         for k in self.source_views:
             cfg = self.trainer_config("tnerf")
             cfg.pipeline.datamanager.num_source_views = k
-            pipeline = cfg.pipeline.setup(device=self.device, test_mode="test")
+            pipeline = cfg.pipeline.setup(device=self.device, test_mode=NOVEL_SPLIT)
             pipeline.eval()
             dm = pipeline.datamanager
             entry = dm.eval_scenes[0]
