@@ -94,7 +94,6 @@ class BenchmarkRender:
             if not Path(config).is_file():
                 raise SystemExit(f"{config}: no trained run (run `make demo`, pass --config, or use --quick)")
             _, pipeline, _, _ = eval_setup(Path(config), self.rays_per_chunk, test_mode="test")
-            self.chunk = pipeline.model.config.eval_num_rays_per_chunk
             model, dataset = pipeline.model, pipeline.datamanager.eval_dataset
             n = len(dataset)
             indices = sorted({round(i * (n - 1) / max(self.views - 1, 1)) for i in range(min(self.views, n))})
@@ -136,17 +135,17 @@ class BenchmarkRender:
                 results[sampler] = row
                 CONSOLE.print(f"{sampler}: {row}")
             model.field.decode = decode
-        self.report(results, empty, Path(config))
+        self.report(results, empty, Path(config), pipeline.model.config.eval_num_rays_per_chunk)
         return results
 
-    def report(self, results: Dict[str, Dict[str, float]], empty: float, config: Path) -> None:
+    def report(self, results: Dict[str, Dict[str, float]], empty: float, config: Path, chunk: int) -> None:
         ref, fast = results["hierarchical"], results["occupancy"]
         config = config.resolve()
         shown = config.relative_to(REPO) if config.is_relative_to(REPO) else config
         lines = [
             "## Rendering paths",
             "",
-            f"Run `{shown}`; {describe_machine(self.device)}; {self.chunk} rays per chunk; PSNR over {self.views} evaluation views at the data's "
+            f"Run `{shown}`; {describe_machine(self.device)}; {chunk} rays per chunk; PSNR over {self.views} evaluation views at the data's "
             "resolution; times per image after the scene's encoding and occupancy grid exist (first image: both).",
             "",
             "| path | field evaluations / ray | " + " | ".join(f"ms {s}x{s}" for s in self.sizes)

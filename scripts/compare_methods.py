@@ -142,7 +142,7 @@ class CompareMethods:
         return [self.vanilla_budget] if method == "vanilla-nerf" else sorted(self.budgets)
 
     def split_datasets(self) -> Dict:
-        """The ``input`` (train) and ``novel`` (test) datasets at --scale; images are read only when asked for."""
+        """The ``input`` (train) and ``novel`` (NOVEL_SPLIT) datasets at --scale; images are read only when asked for."""
         from nerfstudio.data.datasets.base_dataset import InputDataset
 
         parser = scene_data.parser_config(self.data).setup()
@@ -158,13 +158,13 @@ class CompareMethods:
         for n, budget in enumerate(budgets):
             views = self.eval_views if n == len(budgets) - 1 else self.intermediate_views
             for split, dataset in datasets.items():
-                last = spread(len(dataset), views)[-1]
-                cams = dataset.cameras
+                indices, cams = spread(len(dataset), views), dataset.cameras  # score_views records the last size
                 wanted[(f"budget {budget:g}s", split)] = {
-                    "eval_views": len(spread(len(dataset), views)),
-                    "image_size": [int(cams.height[last]), int(cams.width[last])],
+                    "eval_views": len(indices),
+                    "image_size": [int(cams.height[indices[-1]]), int(cams.width[indices[-1]])],
                     "baseline_settings": settings.as_dict(),
-                    **{k: v for k, v in self.provenance().items() if k != "date"},
+                    "device": self.device,
+                    "data": self.data.name,
                 }
         return wanted
 
@@ -232,7 +232,7 @@ class CompareMethods:
 
     def run_empty_field(self, settings, rows) -> None:
         """The trivial baseline of every row: a field with nothing in it renders the white background only. Scored on
-        the splits the feed-forward rows use (train: input, test: novel), at the same scale."""
+        the splits every row uses (``split_datasets``), at the same scale."""
         for name, dataset in self.split_datasets().items():
             cams = dataset.cameras  # rescaled with the images: a blank image of each view's size, without reading it
             white = lambda i, c=cams: torch.ones(int(c.height[i]), int(c.width[i]), 3)  # noqa: E731
