@@ -41,6 +41,7 @@ from tnerf_ns.evaluation.protocol import (
     ComparisonRow,
     backbone_description,
     camera_renderer,
+    read_rows,
     reusable_rows,
     score_views,
     spread,
@@ -272,7 +273,7 @@ class CompareMethods:
     def main(self) -> List[Dict]:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.replot:
-            results = json.loads((self.out / "comparison.json").read_text())
+            results = read_rows(self.out / "comparison.json")
             if self.tnerf_checkpoint is not None and not any("backbone" in r for r in results):
                 extra = self.pretraining()  # runs from before the backbone was recorded
                 results = [{**r, **extra} if r.get("pretraining_seconds") is not None else r for r in results]
@@ -287,7 +288,7 @@ class CompareMethods:
             return results
         baselines.lpips_offline()
         previous_file = self.out / "comparison.json"
-        previous = json.loads(previous_file.read_text()) if self.reuse_baselines and previous_file.is_file() else []
+        previous = read_rows(previous_file) if self.reuse_baselines and previous_file.is_file() else []
         kind = baselines.data_kind(self.data)
         near_far = scene_data.near_far(self.data) if kind == "generated" else None
         rows: List = []  # ComparisonRow, or the dict of a kept row

@@ -12,7 +12,16 @@ from nerfstudio.configs.method_configs import all_methods
 
 from tnerf_ns.evaluation import baselines
 from tnerf_ns.evaluation.comparison_report import plot, write_table
-from tnerf_ns.evaluation.protocol import ROW_KEYS, ComparisonRow, on_white, reusable_rows, score_views, spread
+from tnerf_ns.evaluation.protocol import (
+    ROW_KEYS,
+    ComparisonFileError,
+    ComparisonRow,
+    on_white,
+    read_rows,
+    reusable_rows,
+    score_views,
+    spread,
+)
 from tnerf_ns.evaluation.reprojection import project, reproject_views, source_points, splat_image
 from tnerf_ns.geometry import pixel_rays
 
@@ -166,6 +175,19 @@ def test_baseline_rows_are_kept_only_when_the_protocol_is_the_same(tmp_path):
     assert reusable_rows(legacy, "nerfacto", {k: {**v, "device": "cuda"} for k, v in expected.items()}) is None
     text = write_table(kept, tmp_path, tmp_path / "scene")
     assert "Kept from an earlier run of the same protocol" in text and "measured 2026-11-28" in text
+
+
+def test_a_broken_comparison_file_is_named_in_the_error(tmp_path):
+    path = tmp_path / "comparison.json"
+    row = ComparisonRow("nerfacto", "budget 60s", {}, "novel", 16, [200, 200], 9, 60.0, 20.0, 0.8).as_dict()
+    path.write_text(json.dumps([row]))
+    assert read_rows(path) == [row]
+    for text, problem in (("[{", "not readable as JSON"), ('{"method": 1}', "expected a list of row objects"),
+                          (json.dumps([{k: v for k, v in row.items() if k != "psnr"}]), "row 0 lacks psnr")):  # fmt: skip
+        path.write_text(text)
+        with pytest.raises(ComparisonFileError, match=problem) as err:
+            read_rows(path)
+        assert str(path) in str(err.value)
 
 
 def test_random_interpolation_mode_draws_every_mode_in_training_and_renders_with_flow():

@@ -8,6 +8,7 @@ white (the Blender benchmark's background), PSNR and SSIM per image, averaged. T
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -48,6 +49,25 @@ class ComparisonRow:
         row = asdict(self)
         row.update(row.pop("extra"))
         return row
+
+
+class ComparisonFileError(ValueError):
+    """A ``comparison.json`` that cannot be read as rows (the message names the file)."""
+
+
+def read_rows(path: Path) -> List[Dict]:
+    """The rows of a ``comparison.json``, checked: a JSON list of objects, each with at least ``ROW_KEYS``."""
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ComparisonFileError(f"{path}: not readable as JSON ({err})") from err
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ComparisonFileError(f"{path}: expected a list of row objects")
+    for i, row in enumerate(rows):
+        missing = [k for k in ROW_KEYS if k not in row]
+        if missing:
+            raise ComparisonFileError(f"{path}: row {i} lacks {', '.join(missing)}")
+    return rows
 
 
 LEGACY_VALUES = {"device": "cpu"}
@@ -173,8 +193,6 @@ def backbone_description(model_config) -> str:
         return f"{model_config.backbone}, random init, {trained}"
     text = f"{model_config.backbone}, frozen, pre-trained weights `{Path(str(weights)).name}`"
     if str(weights).endswith(".safetensors") and Path(weights).is_file():
-        import json
-
         from safetensors import safe_open
 
         with safe_open(str(weights), "pt") as f:
