@@ -143,7 +143,7 @@ class BenchmarkRender:
         config = config.resolve()
         shown = config.relative_to(REPO) if config.is_relative_to(REPO) else config
         lines = [
-            "## Rendering paths",
+            "## Rendering paths" + (f", {chunk} rays per chunk" if self.rays_per_chunk else ""),
             "",
             f"Run `{shown}`; {describe_machine(self.device)}; {chunk} rays per chunk; PSNR over {self.views} evaluation views at the data's "
             "resolution; times per image after the scene's encoding and occupancy grid exist (first image: both).",
