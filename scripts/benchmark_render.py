@@ -37,6 +37,8 @@ QUICK_MARGIN_DB = 3.0
 
 def train_quick_model(root: Path, device: str) -> Path:
     """A tiny tnerf on four generated scenes (the test suite's settings, default sample counts); its config.yml."""
+    from nerfstudio.scripts.train import _set_random_seed
+
     from tnerf_ns.configs import apply_tiny_settings, tnerf_trainer_config
 
     py = sys.executable
@@ -60,6 +62,7 @@ def train_quick_model(root: Path, device: str) -> Path:
     config.pipeline.model.compute_lpips = False
     config.pipeline.datamanager.data = config.pipeline.datamanager.dataparser.data = root / "scenes"
     config.save_config()
+    _set_random_seed(config.machine.seed)  # as ns-train does: the same tiny model every run
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     trainer.train()
