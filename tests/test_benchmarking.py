@@ -71,7 +71,16 @@ def test_timed_returns_median_seconds_and_peak_bytes():
     fn, calls = sleeper(0.01)
     seconds, peak = timed(fn, "cpu", warmup=1, repeats=2)
     assert 0.01 <= seconds < 0.2 and isinstance(peak, int)
-    assert len(calls) == 4  # warm-up, 2 timed, one under PeakMemory
+    assert len(calls) == 3  # one under PeakMemory (the warm-up), 2 timed
+
+
+def test_a_long_call_is_timed_once():
+    fn, calls = sleeper(0.05)
+    assert 0.05 <= median_seconds(fn, "cpu", repeats=3, warmup=1, long_call=0.01) < 0.5
+    assert len(calls) == 2  # warm-up, then one timed call instead of three
+    fn, calls = sleeper(0.05)
+    median_seconds(fn, "cpu", repeats=3, warmup=1, long_call=10.0)
+    assert len(calls) == 4
 
 
 def test_describe_machine_names_the_cpu():

@@ -25,13 +25,26 @@ def synchronize(device: DeviceLike) -> None:
         torch.cuda.synchronize()
 
 
-def median_seconds(fn: Callable[[], object], device: DeviceLike, repeats: int, warmup: int = 0) -> float:
+LONG_CALL_SECONDS = 2.0
+"""A call slower than this is timed once: a median of several guards short calls against jitter that a long call
+averages out on its own, and on the CPU each extra VGGT-1B or 800x800 call costs tens of seconds."""
+
+
+def median_seconds(
+    fn: Callable[[], object], device: DeviceLike, repeats: int, warmup: int = 0, long_call: float = LONG_CALL_SECONDS
+) -> float:
     """Median wall-clock seconds of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones.
 
-    Each timed call is synchronised with the device before and after, so queued CUDA work is counted in full.
+    Each timed call is synchronised with the device before and after, so queued CUDA work is counted in full. When the
+    last warm-up call took longer than ``long_call`` seconds, one timed call is made instead of ``repeats``.
     """
+    last = 0.0
     for _ in range(warmup):
-        fn()
+        with Stopwatch(device) as watch:
+            fn()
+        last = watch.seconds
+    if last > long_call:
+        repeats = min(repeats, 1)
     times = []
     for _ in range(repeats):
         with Stopwatch(device) as watch:
@@ -146,12 +159,14 @@ class PeakMemory:
 
 def timed(fn: Callable[[], object], device: DeviceLike, warmup: int, repeats: int) -> Tuple[float, int]:
     """Median seconds of ``fn`` over ``repeats`` calls after ``warmup`` ones, and the peak memory (bytes above the
-    memory allocated before) of one more call."""
-    seconds = median_seconds(fn, device, repeats, warmup)
+    memory allocated before) of the first call, which is also the first warm-up call (``median_seconds``'s rule for
+    long calls applies to it)."""
     gc.collect()
-    with PeakMemory(device) as mem:
+    with PeakMemory(device) as mem, Stopwatch(device) as watch:
         fn()
-    return seconds, mem.peak_bytes
+    if warmup <= 1 and watch.seconds > LONG_CALL_SECONDS:
+        repeats = min(repeats, 1)
+    return median_seconds(fn, device, repeats, max(warmup - 1, 0)), mem.peak_bytes
 
 
 def describe_machine(device: DeviceLike) -> str:
