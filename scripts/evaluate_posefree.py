@@ -40,6 +40,7 @@ from tnerf_ns.data.photos_dataparser import TNeRFPhotosDataParserConfig
 from tnerf_ns.evaluation.protocol import psnr
 from tnerf_ns.posing import PosingConfig, ensure_transforms
 from tnerf_ns.posing.metrics import align_sim3, aligned_errors, mean_pose_baseline
+from tnerf_ns.scenes.render_dataset import recorded_world_box
 
 REPO = Path(__file__).resolve().parents[1]
 CONSOLE = Console(width=120)
@@ -145,8 +146,7 @@ class EvaluatePoseFree:
     def novel_views(self, scene: Path, posed: Path, gt: Dict, pred: Dict) -> Dict[str, float]:
         from nerfstudio.cameras.cameras import Cameras, CameraType
 
-        meta = json.loads((scene / "transforms.json").read_text())
-        box = tuple(map(tuple, meta["tnerf"]["world_box"]))
+        box = tuple(map(tuple, recorded_world_box(scene).tolist()))
         gt_parser = BoxedNerfstudioConfig(data=scene, box=box, orientation_method="none", center_method="none",
                                           auto_scale_poses=False, eval_mode="all",
                                           depth_unit_scale_factor=1.0)  # fmt: skip
@@ -191,9 +191,7 @@ class EvaluatePoseFree:
             gt, pred = read_cameras(scene / "transforms.json"), read_cameras(meta_file)
             order = sorted(gt)
             stack = lambda cams, i: torch.tensor(np.stack([cams[n][i] for n in order])).double()  # noqa: E731
-            size = float(
-                np.ptp(np.asarray(json.loads((scene / "transforms.json").read_text())["tnerf"]["world_box"]), 0).max()
-            )
+            size = float(np.ptp(recorded_world_box(scene), 0).max())
             row = {
                 "views": len(order),
                 "passes": len(json.loads(meta_file.read_text())["tnerf_photos"]["passes"]),

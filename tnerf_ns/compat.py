@@ -7,7 +7,6 @@ idempotent. Remove an entry once the version it works around is no longer suppor
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -102,14 +101,15 @@ def blender_box_follows_scale_factor(dataparser_config, scene_box):
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
     from nerfstudio.data.scene_box import SceneBox
 
+    from tnerf_ns.scenes.render_dataset import recorded_world_box
+
     if not isinstance(dataparser_config, BlenderDataParserConfig):
         return scene_box
     scale = float(dataparser_config.scale_factor)
     # scenes from scripts/render_scenes.py record their world box: predict in it rather than in Blender's fixed box
-    meta = Path(dataparser_config.data) / "transforms.json"
-    box = json.loads(meta.read_text()).get("tnerf", {}).get("world_box") if meta.is_file() else None
+    box = recorded_world_box(Path(dataparser_config.data))
     if box is not None:
-        return SceneBox(aabb=torch.tensor(box, dtype=torch.float32).reshape(2, 3) * scale)
+        return SceneBox(aabb=torch.tensor(box, dtype=torch.float32) * scale)
     return SceneBox(aabb=scene_box.aabb * scale) if scale != 1.0 else scene_box
 
 

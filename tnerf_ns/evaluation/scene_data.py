@@ -6,14 +6,14 @@ through nerfstudio's Blender parser; other folders through its nerfstudio parser
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
 
 from tnerf_ns.evaluation import baselines
+from tnerf_ns.scenes.render_dataset import recorded_world_box
 
 
 def parser_config(data: Path):
@@ -27,19 +27,10 @@ def parser_config(data: Path):
                                       auto_scale_poses=False)  # fmt: skip
 
 
-def world_box(data: Path) -> Optional[np.ndarray]:
-    """The [2, 3] world box a generated scene records in ``transforms.json`` (None for other scenes)."""
-    meta_file = data / "transforms.json"
-    if not meta_file.is_file():
-        return None
-    box = json.loads(meta_file.read_text()).get("tnerf", {}).get("world_box")
-    return None if box is None else np.asarray(box, dtype=np.float64).reshape(2, 3)
-
-
 def blender_scale(data: Path) -> float:
     """Scenes from scripts/render_scenes.py record their world box: scale it onto the Blender parser's fixed
     [-1.5, 1.5] box (the frame T-NeRF was trained in). Other Blender scenes (lego) are used as they are."""
-    box = world_box(data)
+    box = recorded_world_box(data)
     if box is None:
         return 1.0
     if np.abs(box.mean(0)).max() > 1e-6 * np.abs(box).max():
@@ -51,7 +42,7 @@ def blender_scale(data: Path) -> float:
 def near_far(data: Path) -> Tuple[float, float]:
     """Near/far of a generated scene, from its box and training cameras (in the parser's scaled frame)."""
     c2w, aabb = baselines.parser_cameras(parser_config(data))
-    box = world_box(data)
+    box = recorded_world_box(data)
     if box is not None:
         aabb = torch.as_tensor(box * blender_scale(data), dtype=torch.float32)
     return baselines.near_far_from_cameras(c2w, aabb)

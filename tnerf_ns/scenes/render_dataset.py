@@ -83,6 +83,16 @@ class RenderSettings:
         return json.loads(json.dumps(record))  # tuples as lists, as read back from transforms.json
 
 
+def recorded_world_box(folder: Path) -> Optional[np.ndarray]:
+    """The [2, 3] world box (min, max corners) a folder written here records in ``transforms.json`` under ``tnerf``;
+    None for other folders (NeRF-synthetic, photos), which do not record one."""
+    meta_file = Path(folder) / "transforms.json"
+    if not meta_file.is_file():
+        return None
+    box = json.loads(meta_file.read_text()).get("tnerf", {}).get("world_box")
+    return None if box is None else np.asarray(box, dtype=np.float64).reshape(2, 3)
+
+
 def scene_kind(scene: NerfMAEScene) -> str:
     """``object`` or ``room`` (real NeRF-MAE scenes are rooms)."""
     return str(scene.extras.get("scene_kind", "room"))
