@@ -38,8 +38,10 @@ from rich.console import Console
 from tnerf_ns.evaluation import baselines, scene_data
 from tnerf_ns.evaluation.comparison_report import EMPTY_FIELD, plot, write_table
 from tnerf_ns.evaluation.protocol import (
+    SPEED_KEY,
     ComparisonRow,
     backbone_description,
+    calibration_seconds,
     camera_renderer,
     read_rows,
     reusable_rows,
@@ -160,7 +162,10 @@ class CompareMethods:
                 for split, name in (("train", "input"), (NOVEL_SPLIT, "novel"))}  # fmt: skip
 
     def provenance(self) -> Dict:
-        return {"device": self.device, "data": self.data.name, "date": datetime.date.today().isoformat()}
+        if not hasattr(self, "_speed"):  # measured once per run, while nothing is training
+            self._speed = round(calibration_seconds(self.device), 5)
+        return {"device": self.device, "data": self.data.name, "date": datetime.date.today().isoformat(),
+                SPEED_KEY: self._speed}  # fmt: skip
 
     def expected_rows(self, method: str, settings) -> Dict:
         """(setting, split) -> the values ``run_trained`` would give that row here (see ``reusable_rows``)."""
@@ -173,8 +178,7 @@ class CompareMethods:
                     "eval_views": len(indices),
                     "image_size": [int(cams.height[indices[-1]]), int(cams.width[indices[-1]])],
                     "baseline_settings": settings.as_dict(),
-                    "device": self.device,
-                    "data": self.data.name,
+                    **{k: v for k, v in self.provenance().items() if k != "date"},
                 }
         return wanted
 

@@ -14,8 +14,10 @@ from tnerf_ns.evaluation import baselines
 from tnerf_ns.evaluation.comparison_report import plot, write_table
 from tnerf_ns.evaluation.protocol import (
     ROW_KEYS,
+    SPEED_KEY,
     ComparisonFileError,
     ComparisonRow,
+    calibration_seconds,
     on_white,
     read_rows,
     reusable_rows,
@@ -156,10 +158,10 @@ def test_rows_have_the_documented_keys_and_make_table_and_plot(tmp_path):
 def test_baseline_rows_are_kept_only_when_the_protocol_is_the_same(tmp_path):
     settings = baselines.BaselineSettings("white", 2.0, 6.0, False, "off", 4096, "authors").as_dict()
     rows = [ComparisonRow("nerfacto", f"budget {b}s", settings, split, views, [200, 200], 9, float(b), 20.0, 0.8,
-                          {"device": "cpu", "data": "lego", "date": "2026-11-28"}).as_dict()
+                          {"device": "cpu", "data": "lego", "date": "2026-11-28", SPEED_KEY: 0.2}).as_dict()
             for b, views in ((60, 4), (180, 16)) for split in ("input", "novel")]  # fmt: skip
     expected = {(f"budget {b}s", split): {"eval_views": views, "image_size": [200, 200], "baseline_settings":
-                json.loads(json.dumps(settings)), "device": "cpu", "data": "lego"}
+                json.loads(json.dumps(settings)), "device": "cpu", "data": "lego", SPEED_KEY: 0.23}
                 for b, views in ((60, 4), (180, 16)) for split in ("input", "novel")}  # fmt: skip
     kept = reusable_rows(rows, "nerfacto", expected)
     assert kept is not None and all(k["kept"] and k["psnr"] == 20.0 for k in kept) and len(kept) == 4
@@ -167,14 +169,21 @@ def test_baseline_rows_are_kept_only_when_the_protocol_is_the_same(tmp_path):
     other_budget = {(s.replace("180", "300"), split): v for (s, split), v in expected.items()}
     assert reusable_rows(rows, "nerfacto", other_budget) is None
     for change in ({"eval_views": 32}, {"image_size": [400, 400]}, {"device": "cuda"}, {"data": "mic"},
-                   {"baseline_settings": {**settings, "far": 6.5}}):  # fmt: skip
+                   {"baseline_settings": {**settings, "far": 6.5}}, {SPEED_KEY: 0.4}, {SPEED_KEY: 0.15}):  # fmt: skip
         changed = {k: {**v, **change} for k, v in expected.items()}
         assert reusable_rows(rows, "nerfacto", changed) is None, change
     legacy = [{k: v for k, v in r.items() if k not in ("device", "data", "date")} for r in rows]
     assert reusable_rows(legacy, "nerfacto", expected) is not None  # older rows: CPU, data not recorded
     assert reusable_rows(legacy, "nerfacto", {k: {**v, "device": "cuda"} for k, v in expected.items()}) is None
+    unknown_speed = [{k: v for k, v in r.items() if k != SPEED_KEY} for r in rows]
+    assert reusable_rows(unknown_speed, "nerfacto", expected) is None  # budgets of a machine of unknown speed
     text = write_table(kept, tmp_path, tmp_path / "scene")
     assert "Kept from an earlier run of the same protocol" in text and "measured 2026-11-28" in text
+
+
+def test_the_calibration_workload_is_timed_on_the_device():
+    seconds = calibration_seconds("cpu")
+    assert 0 < seconds < 5
 
 
 def test_a_broken_comparison_file_is_named_in_the_error(tmp_path):

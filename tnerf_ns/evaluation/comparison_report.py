@@ -67,8 +67,9 @@ def write_table(rows: List[Dict], out: Path, data: Path, console=None) -> str:
     kept = [r for r in rows if r.get("kept")]
     if kept:
         dates = sorted({r.get("date", "before dates were recorded") for r in kept})
-        lines.append(f"Kept from an earlier run of the same protocol (per-scene rows do not depend on T-NeRF's "
-                     f"checkpoint): {', '.join(dict.fromkeys(r['method'] for r in kept))}, measured {', '.join(dates)}.")  # fmt: skip
+        lines.append(f"Kept from an earlier run of the same protocol on a machine of the same speed (per-scene rows do "
+                     f"not depend on T-NeRF's checkpoint): {', '.join(dict.fromkeys(r['method'] for r in kept))}, "
+                     f"measured {', '.join(dates)}.")  # fmt: skip
     lines.append(
         "Seconds: feed-forward rows, encode + render of one image (model built, data loaded); budget rows, "
         "training time at the budget (model construction included, evaluation excluded). Views: input/novel."

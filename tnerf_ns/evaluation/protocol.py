@@ -73,6 +73,30 @@ def read_rows(path: Path) -> List[Dict]:
 LEGACY_VALUES = {"device": "cpu"}
 """What rows written before a key was recorded had: every earlier comparison ran on the CPU."""
 
+SPEED_KEY = "calibration_seconds"
+SPEED_TOLERANCE = 1.25
+"""Budgets are wall-clock seconds, so a baseline's rows hold only on a machine about as fast as the one they were made
+on: kept when the two calibration times (``calibration_seconds``) are within this factor of each other."""
+
+
+def calibration_seconds(device: str) -> float:
+    """Median seconds of a fixed workload on ``device``: matrix products and a random gather from a hash-grid-sized
+    table, the two kinds of work NeRF training does. Recorded in each trained row (see ``SPEED_TOLERANCE``)."""
+    from tnerf_ns.benchmarking import median_seconds
+
+    gen = torch.Generator().manual_seed(0)
+    a = (torch.randn(768, 768, generator=gen) / 768**0.5).to(device)
+    table = torch.randn(1 << 19, 8, generator=gen).to(device)
+    index = torch.randint(0, 1 << 19, (1 << 20,), generator=gen).to(device)
+
+    def work() -> None:
+        b = a
+        for _ in range(4):
+            b = torch.tanh(b @ a)
+        table.index_select(0, index).sum()
+
+    return median_seconds(work, device, repeats=7, warmup=2)
+
 
 def same_value(a, b) -> bool:
     """Equal, floats up to rounding (values read back from JSON against values computed again)."""
@@ -90,7 +114,8 @@ def reusable_rows(previous: List[Dict], method: str, expected: Dict[Tuple[str, s
     (one per (setting, split) of ``expected``, each with the values ``expected`` gives it), else None.
 
     Per-scene baselines do not depend on T-NeRF's checkpoint, so re-running the protocol for a new checkpoint can keep
-    theirs. A key an older row lacks is taken from ``LEGACY_VALUES``, or not checked when it is not there.
+    theirs. A key an older row lacks is taken from ``LEGACY_VALUES``, or not checked when it is not there; except the
+    machine's speed (``SPEED_KEY``): rows that do not record it are not kept, since their budgets cannot be vouched for.
     """
     rows = [r for r in previous if r["method"] == method]
     found = {(r["setting"], r["split"]): r for r in rows}
@@ -99,6 +124,11 @@ def reusable_rows(previous: List[Dict], method: str, expected: Dict[Tuple[str, s
     for key, wanted in expected.items():
         row = found[key]
         for name, value in wanted.items():
+            if name == SPEED_KEY:
+                have = row.get(name)
+                if have is None or not 1 / SPEED_TOLERANCE <= value / have <= SPEED_TOLERANCE:
+                    return None
+                continue
             have = row.get(name, LEGACY_VALUES.get(name))
             if have is not None and not same_value(have, value):
                 return None
