@@ -12,7 +12,8 @@ Steps (each a subprocess; its command and wall time land in ``docs/results/RESUL
 5. the pre-trained vggt-small's held-out metrics and its T-NeRF ablation (``scripts/evaluate_vggt_small.py``,
    ``scripts/ablate_vggt_small.py``), photos without poses (``scripts/evaluate_posefree.py``) and Plan A against
    the tri-plane (``scripts/compare_representations.py``);
-6. the speed benchmarks (``scripts/benchmark_all.py``, ``scripts/benchmark_render.py``);
+6. the speed benchmarks (``scripts/benchmark_all.py``, ``scripts/benchmark_render.py``, and the evaluation renders'
+   chunk size, ``scripts/benchmark_eval_chunks.py``);
 7. ``scripts/sync_readme.py`` copies the result files into README.md.
 
 ``--only`` runs a subset (e.g. ``--only compare-lego dynamic``); every step is skipped when ``--skip`` names it.
@@ -302,6 +303,7 @@ class MakeResults:
             ),  # fmt: skip
             ("bench", [py, "scripts/benchmark_all.py", "--out", str(d / "benchmarks.md")]),
             ("bench-render", [py, "scripts/benchmark_render.py", "--out", str(d / "render_speed.md")]),
+            ("bench-eval-chunks", [py, "scripts/benchmark_eval_chunks.py", "--out", str(d / "eval_chunks.md")]),
             ("sync-readme", [py, "scripts/sync_readme.py"]),
         ]
 

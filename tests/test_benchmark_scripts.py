@@ -77,6 +77,14 @@ def test_compare_methods_runs_tnerf_and_nerfacto(trained, scenes, tmp_path):
     assert again == rows[-2:]
 
 
+def test_benchmark_eval_chunks_times_identical_renders(scenes, tmp_path):
+    out = tmp_path / "chunks.md"
+    run("scripts/benchmark_eval_chunks.py", "--data", str(scenes / "synth_000003"), "--out", str(out), "--chunks",
+        "32768", "64", "--scale", "1.0", "--steps", "1", "--device", "cpu")  # fmt: skip
+    table = out.read_text()
+    assert "| 32,768 (default) |" in table and "| 64 |" in table and table.count("| yes |") == 2
+
+
 def test_benchmark_dynamic_prints_step_versus_full():
     proc = run("scripts/benchmark_dynamic.py", "--frames", "2", "--size", "28", "--repeats", "1", "--device", "cpu")
     assert "extra time step" in proc.stdout and "flow" in proc.stdout
