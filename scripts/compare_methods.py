@@ -92,8 +92,8 @@ class CompareMethods:
     """Rays per chunk of every method's evaluation renders (None: CPU_EVAL_RAYS_PER_CHUNK on the CPU, each method's own
     on CUDA). Speed only: the scores do not change."""
     reuse_baselines: bool = True
-    """Keep the per-scene baselines' rows of the --out folder's earlier run when they were made with this protocol
-    (data, scale, budgets, views, settings, device): they do not depend on T-NeRF's checkpoint. False: re-train them."""
+    """Keep the per-scene baselines' rows of the --out folder's earlier run when made with this protocol (data, scale,
+    budgets, views, settings, device) on a machine as fast (SPEED_TOLERANCE): T-NeRF does not enter. False: re-train."""
     replot: bool = False
     """Train nothing: rewrite comparison.md and psnr_vs_time.png from the --out folder's comparison.json, adding what
     files from older runs lack: the empty-field rows (from the data) and, given --tnerf-checkpoint, its backbone."""
