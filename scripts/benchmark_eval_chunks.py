@@ -51,18 +51,14 @@ class BenchmarkEvalChunks:
         from nerfstudio.configs.method_configs import all_methods
         from nerfstudio.engine.trainer import Trainer
 
-        from tnerf_ns.evaluation import baselines, scene_data
+        from tnerf_ns.evaluation import baselines
         from tnerf_ns.evaluation.protocol import camera_renderer
 
         baselines.lpips_offline()
         default = int(all_methods[self.method].pipeline.model.eval_num_rays_per_chunk)
-        kind = baselines.data_kind(self.data)
-        near_far = scene_data.near_far(self.data) if kind == "generated" else None
         with tempfile.TemporaryDirectory() as tmp:
             compare = CompareMethods(data=self.data, out=Path(tmp), scale=self.scale, device=self.device)
-            cfg = compare.trainer_config(self.method)
-            baselines.settings_for(self.method, cfg, kind, near_far, None)
-            trainer = Trainer(cfg, local_rank=0, world_size=1)
+            trainer = Trainer(compare.baseline_config(self.method)[0], local_rank=0, world_size=1)
             trainer.setup()
             for step in range(self.steps):
                 trainer.pipeline.train()

@@ -115,7 +115,6 @@ class CompareMethods:
         cfg.pipeline.datamanager.camera_res_scale_factor = self.scale
         if hasattr(cfg.pipeline.model, "implementation") and self.device != "cuda":
             cfg.pipeline.model.implementation = "torch"
-        chunk = self.eval_rays_per_chunk or (None if self.device == "cuda" else CPU_EVAL_RAYS_PER_CHUNK)
         if method == "tnerf":
             trained = self.trained_config()
             if trained is not None:  # same architecture as the checkpoint (sizes, backbone, samples)
@@ -125,10 +124,18 @@ class CompareMethods:
                 cfg.pipeline.datamanager.train_num_rays_per_batch = self.rays_per_step
         for key, value in model_overrides.items():
             setattr(cfg.pipeline.model, key, value)
-        if chunk is not None:
-            cfg.pipeline.model.eval_num_rays_per_chunk = chunk
+        own_chunk = cfg.pipeline.model.eval_num_rays_per_chunk if self.device == "cuda" else CPU_EVAL_RAYS_PER_CHUNK
+        cfg.pipeline.model.eval_num_rays_per_chunk = self.eval_rays_per_chunk or own_chunk
         cfg.set_timestamp()
         return cfg
+
+    def baseline_config(self, method: str):
+        """A per-scene baseline's trainer config, set as recommended for the data (``baselines``), and its settings."""
+        kind = baselines.data_kind(self.data)
+        if kind == "generated" and not hasattr(self, "_near_far"):  # from the scene's box and cameras, read once
+            self._near_far = scene_data.near_far(self.data)
+        cfg = self.trainer_config(method)
+        return cfg, baselines.settings_for(method, cfg, kind, getattr(self, "_near_far", None), self.rays_per_step)
 
     def trained_config(self):
         """The config of the run the T-NeRF checkpoint comes from (its config.yml), if it can be found."""
@@ -168,6 +175,7 @@ class CompareMethods:
     def expected_rows(self, method: str, settings) -> Dict:
         """(setting, split) -> the values ``run_trained`` would give that row here (see ``reusable_rows``)."""
         datasets, budgets, wanted = self.split_datasets(), self.budgets_for(method), {}
+        machine = {k: v for k, v in self.provenance().items() if k != "date"}
         for n, budget in enumerate(budgets):
             views = self.eval_views if n == len(budgets) - 1 else self.intermediate_views
             for split, dataset in datasets.items():
@@ -176,7 +184,7 @@ class CompareMethods:
                     "eval_views": len(indices),
                     "image_size": [int(cams.height[indices[-1]]), int(cams.width[indices[-1]])],
                     "baseline_settings": settings.as_dict(),
-                    **{k: v for k, v in self.provenance().items() if k != "date"},
+                    **machine,
                 }
         return wanted
 
@@ -301,7 +309,6 @@ class CompareMethods:
         previous_file = self.out / "comparison.json"
         previous = read_rows(previous_file) if self.reuse_baselines and previous_file.is_file() else []
         kind = baselines.data_kind(self.data)
-        near_far = scene_data.near_far(self.data) if kind == "generated" else None
         rows: List = []  # ComparisonRow, or the dict of a kept row
         for method in self.methods:
             CONSOLE.rule(method)
@@ -320,13 +327,8 @@ class CompareMethods:
             if method == "vanilla-nerf" and self.vanilla_budget is None:
                 CONSOLE.print("[yellow]vanilla-nerf left out: give --vanilla-budget to run it at one budget")
                 continue
-
-            def make(method=method):
-                cfg = self.trainer_config(method)
-                baselines.settings_for(method, cfg, kind, near_far, self.rays_per_step)
-                return cfg
-
-            settings = baselines.settings_for(method, self.trainer_config(method), kind, near_far, self.rays_per_step)
+            make = lambda method=method: self.baseline_config(method)[0]  # noqa: E731
+            settings = self.baseline_config(method)[1]
             label = method if self.rays_per_step is None else f"{method} (equal rays)"
             kept = reusable_rows(previous, label, self.expected_rows(method, settings))
             if kept is not None:
