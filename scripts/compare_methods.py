@@ -39,6 +39,7 @@ from tnerf_ns.evaluation import baselines, scene_data
 from tnerf_ns.evaluation.comparison_report import EMPTY_FIELD, plot, write_table
 from tnerf_ns.evaluation.protocol import (
     SPEED_KEY,
+    SPEED_TOLERANCE,
     ComparisonRow,
     backbone_description,
     calibration_seconds,
@@ -93,7 +94,9 @@ class CompareMethods:
     on CUDA). Speed only: the scores do not change."""
     reuse_baselines: bool = True
     """Keep the per-scene baselines' rows of the --out folder's earlier run when made with this protocol (data, scale,
-    budgets, views, settings, device) on a machine as fast (SPEED_TOLERANCE): T-NeRF does not enter. False: re-train."""
+    budgets, views, settings, device) on a machine as fast: T-NeRF does not enter. False: re-train."""
+    speed_tolerance: float = SPEED_TOLERANCE
+    """Kept rows' calibration time must be within this factor of this machine's (a shared host's speed drifts)."""
     replot: bool = False
     """Train nothing: rewrite comparison.md and psnr_vs_time.png from the --out folder's comparison.json, adding what
     files from older runs lack: the empty-field rows (from the data) and, given --tnerf-checkpoint, its backbone."""
@@ -168,7 +171,7 @@ class CompareMethods:
                 for split, name in (("train", "input"), (NOVEL_SPLIT, "novel"))}  # fmt: skip
 
     def provenance(self) -> Dict:
-        self._speed = getattr(self, "_speed", None) or round(calibration_seconds(self.device), 5)  # once, idle
+        self._speed = getattr(self, "_speed", None) or round(calibration_seconds(self.device), 5)  # once
         return {"device": self.device, "data": self.data.name, "date": datetime.date.today().isoformat(),
                 SPEED_KEY: self._speed}  # fmt: skip
 
@@ -309,6 +312,8 @@ class CompareMethods:
         previous_file = self.out / "comparison.json"
         previous = read_rows(previous_file) if self.reuse_baselines and previous_file.is_file() else []
         kind = baselines.data_kind(self.data)
+        if any(m != "tnerf" for m in self.methods):
+            self.provenance()  # calibrate first, before any trainer (or data workers it leaves) runs
         rows: List = []  # ComparisonRow, or the dict of a kept row
         for method in self.methods:
             CONSOLE.rule(method)
@@ -330,7 +335,7 @@ class CompareMethods:
             make = lambda method=method: self.baseline_config(method)[0]  # noqa: E731
             settings = self.baseline_config(method)[1]
             label = method if self.rays_per_step is None else f"{method} (equal rays)"
-            kept = reusable_rows(previous, label, self.expected_rows(method, settings))
+            kept = reusable_rows(previous, label, self.expected_rows(method, settings), self.speed_tolerance)
             if kept is not None:
                 CONSOLE.print(f"[green]{label}: the {len(kept)} rows of the earlier run in {self.out} are kept (same "
                               "protocol; --no-reuse-baselines re-trains)")  # fmt: skip

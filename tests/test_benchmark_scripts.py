@@ -69,9 +69,10 @@ def test_compare_methods_runs_tnerf_and_nerfacto(trained, scenes, tmp_path):
     assert replotted[:2] == empty and replotted[2:] == rows
     assert "| empty field (background only) | - |" in (tmp_path / "comparison.md").read_text()
     # a second run with the same protocol keeps the per-scene baseline's rows instead of training it again
+    # (this host's calibration time drifts up to 2.5x within an hour: the tolerance is not what this checks)
     proc = run("scripts/compare_methods.py", "--data", str(scene), "--out", str(tmp_path), "--methods", "nerfacto",
                "--budgets", "4", "--eval-views", "2", "--intermediate-views", "1", "--scale", "1.0", "--rays-per-step",
-               "64", "--device", "cpu")  # fmt: skip
+               "64", "--device", "cpu", "--speed-tolerance", "10")  # fmt: skip
     again = json.loads((tmp_path / "comparison.json").read_text())
     assert "rows of the earlier run" in proc.stdout and all(r.pop("kept") for r in again)
     assert again == rows[-2:]

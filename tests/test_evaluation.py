@@ -177,6 +177,7 @@ def test_baseline_rows_are_kept_only_when_the_protocol_is_the_same(tmp_path):
     assert reusable_rows(legacy, "nerfacto", {k: {**v, "device": "cuda"} for k, v in expected.items()}) is None
     unknown_speed = [{k: v for k, v in r.items() if k != SPEED_KEY} for r in rows]
     assert reusable_rows(unknown_speed, "nerfacto", expected) is None  # budgets of a machine of unknown speed
+    assert reusable_rows(rows, "nerfacto", {k: {**v, SPEED_KEY: 0.4} for k, v in expected.items()}, 2.5) is not None
     text = write_table(kept, tmp_path, tmp_path / "scene")
     assert "Kept from an earlier run of the same protocol" in text and "measured 2026-11-28" in text
 

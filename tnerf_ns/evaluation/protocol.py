@@ -109,13 +109,16 @@ def same_value(a, b) -> bool:
     return a == b
 
 
-def reusable_rows(previous: List[Dict], method: str, expected: Dict[Tuple[str, str], Dict]) -> Optional[List[Dict]]:
+def reusable_rows(
+    previous: List[Dict], method: str, expected: Dict[Tuple[str, str], Dict], tolerance: float = SPEED_TOLERANCE
+) -> Optional[List[Dict]]:
     """The rows of ``method`` from an earlier ``comparison.json`` when they are exactly the rows this run would make
     (one per (setting, split) of ``expected``, each with the values ``expected`` gives it), else None.
 
     Per-scene baselines do not depend on T-NeRF's checkpoint, so re-running the protocol for a new checkpoint can keep
     theirs. A key an older row lacks is taken from ``LEGACY_VALUES``, or not checked when it is not there; except the
-    machine's speed (``SPEED_KEY``): rows that do not record it are not kept, since their budgets cannot be vouched for.
+    machine's speed (``SPEED_KEY``, within ``tolerance``): rows that do not record it are not kept, since their
+    budgets cannot be vouched for.
     """
     rows = [r for r in previous if r["method"] == method]
     found = {(r["setting"], r["split"]): r for r in rows}
@@ -126,7 +129,7 @@ def reusable_rows(previous: List[Dict], method: str, expected: Dict[Tuple[str, s
         for name, value in wanted.items():
             if name == SPEED_KEY:
                 have = row.get(name)
-                if have is None or not 1 / SPEED_TOLERANCE <= value / have <= SPEED_TOLERANCE:
+                if have is None or not 1 / tolerance <= value / have <= tolerance:
                     return None
                 continue
             have = row.get(name, LEGACY_VALUES.get(name))
