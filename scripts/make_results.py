@@ -17,6 +17,9 @@ Steps (each a subprocess; its command and wall time land in ``docs/results/RESUL
 7. ``scripts/sync_readme.py`` copies the result files into README.md.
 
 ``--only`` runs a subset (e.g. ``--only compare-lego dynamic``); every step is skipped when ``--skip`` names it.
+Re-runs are cheaper: the comparisons keep the per-scene baselines' rows made on as fast a machine
+(``compare_methods.py --reuse-baselines``), and the dynamic checkpoint and its scenes are kept when the log shows the
+same commands made them (``--retrain`` re-runs them), as the demo checkpoint is kept when present.
 Nothing else may run on the machine meanwhile: the comparisons stop every method by wall-clock budget.
 """
 
@@ -64,6 +67,8 @@ class MakeResults:
     """Steps not to run."""
     note: str = ""
     """Recorded beside this run's steps in the log (e.g. that other jobs shared the machine)."""
+    retrain: bool = False
+    """Re-run the steps of ``kept_outputs`` even when --work holds what the same commands made before."""
 
     def steps(self) -> List[Tuple[str, List[str]]]:
         py, w, d = sys.executable, self.work, self.docs
@@ -307,6 +312,27 @@ class MakeResults:
             ("sync-readme", [py, "scripts/sync_readme.py"]),
         ]
 
+    def kept_outputs(self) -> Dict[str, Path]:
+        """Steps whose output (in --work) a re-run keeps when the log shows the same command made it: the dynamic
+        checkpoint (its last step's file: an interrupted run has none) and its scenes, the longest training here after
+        the demo's (kept the same way)."""
+        dyn = self.work / "dyn_runs" / "dyn" / "tnerf-dynamic" / "run"
+        return {
+            "dynamic-scenes": self.work / "dyn_grids",
+            "render-dynamic-scenes": self.work / "dyn_scenes",
+            "train-dynamic": dyn / "nerfstudio_models" / f"step-{self.dynamic_steps - 1:09d}.ckpt",
+        }
+
+    def is_kept(self, name: str, command: str) -> bool:
+        """True when ``name``'s output exists and the log's command for it is ``command`` (unless --retrain)."""
+        output, store = self.kept_outputs().get(name), REPO / self.docs / "RESULTS_LOG.json"
+        if self.retrain or output is None or not (REPO / output).exists():
+            return False
+        if (REPO / output).is_dir() and not any((REPO / output).iterdir()):
+            return False
+        logged = json.loads(store.read_text()).get(name, {}) if store.is_file() else {}
+        return logged.get("command") == command and not logged.get("failed", False)
+
     def wanted(self, name: str) -> bool:
         if name in self.skip:
             return False
@@ -333,6 +359,9 @@ class MakeResults:
             CONSOLE.rule(f"[bold]{name}")
             command = " ".join(str(a) for a in args).replace(sys.executable, "python")
             command = command.replace(f"{Path(sys.executable).parent}{os.sep}", "")  # ns-train from the venv
+            if self.is_kept(name, command):
+                CONSOLE.print(f"[green]kept: {self.kept_outputs()[name]} was made by this command (--retrain re-runs)")
+                continue
             CONSOLE.print(command, soft_wrap=True)
             start = time.perf_counter()
             proc = subprocess.run([str(a) for a in args], cwd=REPO, env=env, check=False)

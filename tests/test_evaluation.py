@@ -241,6 +241,36 @@ def test_make_results_log_keeps_every_steps_latest_run(tmp_path):
     )
 
 
+def test_make_results_keeps_the_dynamic_checkpoint_made_by_the_same_command(tmp_path):
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from make_results import MakeResults
+
+    runner = MakeResults(docs=tmp_path / "docs", work=tmp_path / "work", dynamic_steps=5)
+    (tmp_path / "docs").mkdir()
+    runner.write_log({"train-dynamic": ("ns-train a", 60.0), "dynamic-scenes": ("python b", 1.0)}, 61.0)
+    ckpt = runner.kept_outputs()["train-dynamic"]
+    assert ckpt.name == "step-000000004.ckpt"  # the last step's: an interrupted run has none
+    assert not runner.is_kept("train-dynamic", "ns-train a")  # no checkpoint yet
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"x")
+    assert runner.is_kept("train-dynamic", "ns-train a")
+    assert not runner.is_kept("train-dynamic", "ns-train a --other-flag")  # another command made it
+    assert not MakeResults(docs=runner.docs, work=runner.work, dynamic_steps=5, retrain=True).is_kept(
+        "train-dynamic", "ns-train a"
+    )
+    (runner.work / "dyn_grids").mkdir()
+    assert not runner.is_kept("dynamic-scenes", "python b")  # an empty folder is not an output
+    (runner.work / "dyn_grids" / "scene.npz").write_bytes(b"x")
+    assert runner.is_kept("dynamic-scenes", "python b")
+    assert not runner.is_kept("dynamic", "python b")  # evaluations always re-run
+    runner.write_log({"train-dynamic": ("ns-train a", 9.0)}, 9.0, failed="train-dynamic")
+    assert not runner.is_kept("train-dynamic", "ns-train a")
+
+
 def test_backbone_description_names_frozen_pretrained_and_random_init():
     from tnerf_ns.evaluation.protocol import backbone_description
     from tnerf_ns.models.tnerf_model import TNeRFModelConfig
