@@ -31,14 +31,20 @@ averages out on its own, and on the CPU each extra VGGT-1B or 800x800 call costs
 
 
 def median_seconds(
-    fn: Callable[[], object], device: DeviceLike, repeats: int, warmup: int = 0, long_call: float = LONG_CALL_SECONDS
+    fn: Callable[[], object],
+    device: DeviceLike,
+    repeats: int,
+    warmup: int = 0,
+    long_call: float = LONG_CALL_SECONDS,
+    warmed_seconds: float = 0.0,
 ) -> float:
     """Median wall-clock seconds of ``fn`` over ``repeats`` calls after ``warmup`` untimed ones.
 
     Each timed call is synchronised with the device before and after, so queued CUDA work is counted in full. When the
-    last warm-up call took longer than ``long_call`` seconds, one timed call is made instead of ``repeats``.
+    last warm-up call took longer than ``long_call`` seconds, one timed call is made instead of ``repeats``;
+    ``warmed_seconds`` is the time of a warm-up call the caller already made (``timed``).
     """
-    last = 0.0
+    last = warmed_seconds
     for _ in range(warmup):
         with Stopwatch(device) as watch:
             fn()
@@ -164,9 +170,7 @@ def timed(fn: Callable[[], object], device: DeviceLike, warmup: int, repeats: in
     gc.collect()
     with PeakMemory(device) as mem, Stopwatch(device) as watch:
         fn()
-    if warmup <= 1 and watch.seconds > LONG_CALL_SECONDS:
-        repeats = min(repeats, 1)
-    return median_seconds(fn, device, repeats, max(warmup - 1, 0)), mem.peak_bytes
+    return median_seconds(fn, device, repeats, max(warmup - 1, 0), warmed_seconds=watch.seconds), mem.peak_bytes
 
 
 def describe_machine(device: DeviceLike) -> str:
