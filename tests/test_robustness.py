@@ -61,7 +61,7 @@ def test_single_source_view_and_too_many_views(small_scenes):
         pipe.get_train_loss_dict(0)
 
 
-def test_mixed_image_sizes_in_one_scene_are_refused(small_scenes, tmp_path):
+def test_image_of_another_size_than_its_camera_is_refused_naming_it(small_scenes, tmp_path):
     import shutil
 
     scenes = tmp_path / "scenes"
@@ -70,8 +70,49 @@ def test_mixed_image_sizes_in_one_scene_are_refused(small_scenes, tmp_path):
     Image.open(img).resize((20, 20)).save(img)
     pipe = tiny_pipeline(scenes, train_num_rays_per_batch=8, num_query_points=4).setup(device="cpu")
     entry = next(s for s in pipe.datamanager.train_scenes if s.name == "synth_000000")
-    with pytest.raises(ValueError, match="synth_000000: images of different sizes"):
+    with pytest.raises(ValueError, match=r"frame_00003.png: the image is 20x20 pixels but its camera says"):
         pipe.datamanager._scene_images(entry)
+
+
+def test_photos_of_several_sizes_in_one_scene(small_scenes, tmp_path):
+    """Portrait and landscape photos of one scene (each camera at its own size): targets are padded and rays drawn
+    inside each image; source views are brought to the first's size with their intrinsics scaled."""
+    import shutil
+
+    scenes = tmp_path / "scenes"
+    shutil.copytree(small_scenes, scenes)
+    folder = scenes / "synth_000000"
+    meta = json.loads((folder / "transforms.json").read_text())
+    w, h = meta["w"], meta["h"]
+    small = {}
+    for frame in meta["frames"][::2]:  # every other photo at (w/2, h) with its intrinsics to match
+        path = folder / frame["file_path"]
+        Image.open(path).resize((w // 2, h)).save(path)
+        frame.pop("depth_file_path", None)
+        frame.update(w=w // 2, h=h, fl_x=meta["fl_x"] / 2, fl_y=meta["fl_y"], cx=meta["cx"] / 2, cy=meta["cy"])
+        small[path.name] = True
+    for frame in meta["frames"]:
+        frame.pop("depth_file_path", None)
+    (folder / "transforms.json").write_text(json.dumps(meta))
+    pipe = tiny_pipeline(scenes, train_num_rays_per_batch=64, num_query_points=4).setup(device="cpu")
+    pipe.train()
+    dm = pipe.datamanager
+    entry = next(s for s in dm.train_scenes if s.name == "synth_000000")
+    images, _, sizes = dm._scene_images(entry)
+    assert images.shape[1:3] == (h, w) and {tuple(x) for x in sizes.tolist()} == {(h, w), (h, w // 2)}
+    for step in range(4):
+        _, loss, _ = pipe.get_train_loss_dict(step)
+        assert all(torch.isfinite(v) for v in loss.values())
+    ctx = dm.context_provider.context(entry.scene_idx)
+    first = entry.dataset.cameras[entry.sources(None)[0]]
+    assert ctx.images.shape[-2:] == (int(first.height), int(first.width))
+    for n, i in enumerate(entry.sources(None)):
+        cam = entry.dataset.cameras[i]
+        sx = int(first.width) / int(cam.width)
+        assert torch.isclose(ctx.intrinsics[n, 0, 0], cam.fx[0] * sx) and torch.isclose(
+            ctx.intrinsics[n, 0, 2], cam.cx[0] * sx
+        )
+    assert any(int(entry.dataset.cameras[i].width) != int(first.width) for i in entry.sources(None)) or len(small) == 0
 
 
 class _Exploit:

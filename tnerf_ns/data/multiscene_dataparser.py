@@ -172,8 +172,6 @@ class TNeRFScenes(DataParser):
             info = meta.get("tnerf", {})
             try:
                 box = np.asarray(info.get("world_box", meta.get("room_bbox")), dtype=np.float64).reshape(2, 3)
-                fx, fy, cx, cy = (float(meta[k]) for k in ("fl_x", "fl_y", "cx", "cy"))
-                w, h = int(meta["w"]), int(meta["h"])
                 frames = meta["frames"]
             except (KeyError, TypeError, ValueError) as err:
                 raise SceneDatasetError(f"{meta_file}: missing or malformed camera fields ({err})") from err
@@ -196,6 +194,9 @@ class TNeRFScenes(DataParser):
                 try:
                     image = _inside(folder, str(frame["file_path"]), meta_file)
                     c2w = np.asarray(frame["transform_matrix"], dtype=np.float64)[:3]
+                    # nerfstudio's convention: a frame's own intrinsics (photos of several sizes) override the file's
+                    camera = [float(frame.get(k, meta.get(k))) for k in ("fl_x", "fl_y", "cx", "cy")]
+                    camera += [int(frame.get(k, meta.get(k))) for k in ("w", "h")]
                 except (KeyError, TypeError, ValueError) as err:
                     raise SceneDatasetError(f"{meta_file}: malformed frame {str(frame)[:80]} ({err!r})") from err
                 if c2w.shape != (3, 4) or not np.isfinite(c2w).all():
@@ -209,7 +210,7 @@ class TNeRFScenes(DataParser):
                 depth_files.append(_inside(folder, depth, meta_file) if depth else None)
                 depth_scales.append(to_unit)
                 c2ws.append(c2w)
-                intrinsics.append((fx, fy, cx, cy, w, h))
+                intrinsics.append(tuple(camera))
                 scene_ids.append(scene_id)
                 times.append(float(frame.get("time", 0.0)) if dynamic else 0.0)
             scenes.append(record)

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from jaxtyping import Float, Int
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.datasets.base_dataset import InputDataset
@@ -26,6 +27,40 @@ from tnerf_ns.encoding.cache import LRUCache
 from tnerf_ns.scene_context import SceneContext
 
 __all__ = ["ContextProvider", "SceneContext", "SceneEntry", "TNeRFDataset", "farthest_point_views"]
+
+
+def common_size(ds: InputDataset, indices: Sequence[int]) -> Tuple[int, int]:
+    """(h, w) every source view of a context is brought to: the first's. Photos of one scene may differ in size
+    (``tnerf-photos`` folders, mixed cameras); the others are resized and their intrinsics scaled with them."""
+    return int(ds.cameras.height[indices[0], 0]), int(ds.cameras.width[indices[0], 0])
+
+
+def resize_view(view: Float[Tensor, "h w c"], size: Tuple[int, int], mode: str) -> Float[Tensor, "hh ww c"]:
+    """``view`` at ``size`` (unchanged when it already is): bilinear with antialiasing for images, nearest for depth."""
+    if tuple(view.shape[:2]) == tuple(size):
+        return view
+    chw = view.permute(2, 0, 1)[None].float()
+    smooth = {"antialias": True, "align_corners": False} if mode == "bilinear" else {}
+    return torch.nn.functional.interpolate(chw, size=size, mode=mode, **smooth)[0].permute(1, 2, 0)
+
+
+def stack_padded(
+    rgba: List[Tensor], depth: List[Optional[Tensor]]
+) -> Tuple[Tensor, Optional[Tensor], Int[Tensor, "n 2"]]:
+    """Images [n, h, w, c] (and depths [n, h, w] when every view has one) stacked, and each view's (h, w). Photos of
+    several sizes (a phone's portrait and landscape shots) are padded with zeros to the largest."""
+    sizes = torch.tensor([r.shape[:2] for r in rgba])
+    has_depth = all(d is not None for d in depth)
+    if len(torch.unique(sizes, dim=0)) == 1:
+        return torch.stack(rgba), torch.stack(depth) if has_depth else None, sizes
+    h, w = sizes.max(dim=0).values.tolist()
+    images = rgba[0].new_zeros(len(rgba), h, w, rgba[0].shape[-1])
+    depths = torch.zeros(len(rgba), h, w) if has_depth else None
+    for n, (r, d) in enumerate(zip(rgba, depth)):
+        images[n, : r.shape[0], : r.shape[1]] = r
+        if depths is not None:
+            depths[n, : d.shape[0], : d.shape[1]] = d
+    return images, depths, sizes
 
 
 def farthest_point_views(centres: np.ndarray, k: int, start: int = 0) -> List[int]:
@@ -198,7 +233,10 @@ class ContextProvider:
         return self.scenes[scene_idx]
 
     def _rgba(self, ds: TNeRFDataset, indices: Sequence[int]) -> Tuple[Tensor, Tensor]:
-        rgba = torch.stack([ds.get_rgba(i) for i in indices])  # [k, h, w, 4]
+        """Source images [k, 3, h, w] on the background, and alpha [k, h, w], at the first view's size
+        (``common_size``)."""
+        size = common_size(ds, indices)
+        rgba = torch.stack([resize_view(ds.get_rgba(i), size, "bilinear") for i in indices])  # [k, h, w, 4]
         alpha = rgba[..., 3]
         images = rgba[..., :3] * alpha[..., None] + self.background * (1 - alpha[..., None])
         return images.permute(0, 3, 1, 2).contiguous(), alpha
@@ -217,13 +255,15 @@ class ContextProvider:
                 _, alpha = self._rgba(ds, truth)
         else:
             truth, time = t0_sources, None
-        cams = ds.cameras
+        cams, size = ds.cameras, common_size(ds, t0_sources)
         idx = torch.tensor(t0_sources)
+        sx, sy = size[1] / cams.width[idx, 0].float(), size[0] / cams.height[idx, 0].float()  # 1 unless resized
         intr = torch.zeros(len(idx), 3, 3)
-        intr[:, 0, 0], intr[:, 1, 1] = cams.fx[idx, 0], cams.fy[idx, 0]
-        intr[:, 0, 2], intr[:, 1, 2], intr[:, 2, 2] = cams.cx[idx, 0], cams.cy[idx, 0], 1.0
+        intr[:, 0, 0], intr[:, 1, 1] = cams.fx[idx, 0] * sx, cams.fy[idx, 0] * sy
+        intr[:, 0, 2], intr[:, 1, 2], intr[:, 2, 2] = cams.cx[idx, 0] * sx, cams.cy[idx, 0] * sy, 1.0
         depths = [ds.get_depth(i) for i in truth]
-        depth = torch.stack(depths) if all(d is not None for d in depths) else None
+        has_depth = all(d is not None for d in depths)
+        depth = torch.stack([resize_view(d[..., None], size, "nearest")[..., 0] for d in depths]) if has_depth else None
         return SceneContext(
             key=(
                 entry.name,

@@ -25,7 +25,7 @@ from tnerf_ns.compat import frame_the_scene_in_the_viewer
 from tnerf_ns.data.dataset import TNeRFDataset
 from tnerf_ns.data.image_check import ImageCheckError, damaged_images
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
-from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry
+from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry, stack_padded
 from tnerf_ns.datamanagers.tool_view import ToolView, viewer_pose
 from tnerf_ns.encoding.cache import LRUCache
 
@@ -241,24 +241,26 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         return self.config.eval_num_rays_per_batch
 
     # ------------------------------------------------------------------ batches
-    def _scene_images(self, entry: SceneEntry) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """All images (uint8 RGBA) and depths of a scene, cached per scene."""
+    def _scene_images(self, entry: SceneEntry) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
+        """All images (uint8 RGBA) and depths of a scene, and each image's (h, w); cached per scene."""
         return self._images.get_or_compute(id(entry), lambda: self._load_scene_images(entry))
 
-    def _load_scene_images(self, entry: SceneEntry) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def _load_scene_images(self, entry: SceneEntry) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
         ds = entry.dataset
         rgba, depth = [], []
         for i in entry.image_indices:
             # alpha kept: the model composites targets on its own background (white, black or random)
             rgba.append((ds.get_rgba(i) * 255 + 0.5).to(torch.uint8))
             depth.append(ds.get_depth(i))
-        shapes = {tuple(r.shape) for r in rgba}
-        if len(shapes) > 1:
-            raise ValueError(f"scene {entry.name}: images of different sizes {sorted(shapes)} are not supported")
-        return torch.stack(rgba), torch.stack(depth) if all(d is not None for d in depth) else None
+            camera = (int(ds.cameras.height[i]), int(ds.cameras.width[i]))
+            for name, array in (("image", rgba[-1]), ("depth", depth[-1])):
+                if array is not None and tuple(array.shape[:2]) != camera:
+                    raise ValueError(f"{ds.image_filenames[i]}: the {name} is {array.shape[1]}x{array.shape[0]} "
+                                     f"pixels but its camera says {camera[1]}x{camera[0]} (scene {entry.name})")  # fmt: skip
+        return stack_padded(rgba, depth)  # rays are drawn inside each image's own size (``_ray_batch``)
 
     def _ray_batch(self, entry: SceneEntry, generator: RayGenerator, num_rays: int, training: bool) -> Tuple:
-        images, depths = self._scene_images(entry)
+        images, depths, sizes = self._scene_images(entry)
         local = {g: i for i, g in enumerate(entry.image_indices)}
         time, source_set = None, None
         if training and entry.source_pool:  # a source set of the scene's pool (evaluation: the fixed sources)
@@ -271,8 +273,13 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         targets = torch.tensor([local[i] for i in target_indices])
         pick = targets[torch.randint(len(targets), (num_rays,), generator=self.generator)]
         h, w = images.shape[1:3]
-        ys = torch.randint(h, (num_rays,), generator=self.generator)
-        xs = torch.randint(w, (num_rays,), generator=self.generator)
+        if (sizes == sizes[0]).all():
+            ys = torch.randint(h, (num_rays,), generator=self.generator)
+            xs = torch.randint(w, (num_rays,), generator=self.generator)
+        else:  # each ray inside its own image's size
+            size = sizes[pick].float()
+            ys = (torch.rand(num_rays, generator=self.generator) * size[:, 0]).long().clamp_max(h - 1)
+            xs = (torch.rand(num_rays, generator=self.generator) * size[:, 1]).long().clamp_max(w - 1)
         cam = torch.tensor(entry.image_indices)[pick]
         indices = torch.stack([cam, ys, xs], dim=-1)
         batch: Dict = {"image": images[pick, ys, xs].float() / 255.0, "indices": indices}
