@@ -113,6 +113,25 @@ def blender_box_follows_scale_factor(dataparser_config, scene_box):
     return SceneBox(aabb=scene_box.aabb * scale) if scale != 1.0 else scene_box
 
 
+def blender_intrinsics_in_float32() -> None:
+    """nerfstudio 1.1.5's ``blender-data`` gives float64 ``fx``/``fy`` (a numpy focal length), and ``ns-render spiral``
+    then fails in ``torch.cross`` (float and double) for every method: cast the intrinsics to float32."""
+    from nerfstudio.data.dataparsers.blender_dataparser import Blender
+
+    original = Blender._generate_dataparser_outputs
+    if getattr(original, "tnerf_patched", False):
+        return
+
+    def generate(self, split="train", **kwargs):
+        outputs = original(self, split, **kwargs)
+        for name in ("fx", "fy", "cx", "cy"):
+            setattr(outputs.cameras, name, getattr(outputs.cameras, name).float())
+        return outputs
+
+    generate.tnerf_patched = True
+    Blender._generate_dataparser_outputs = generate
+
+
 def frame_the_scene_in_the_viewer() -> None:
     """nerfstudio 1.1.5's viewer leaves each browser at viser's default camera, about 0.5 units from the origin:
     inside the box of most scenes, very close to the object. When the data manager suggests a pose
@@ -159,4 +178,5 @@ def apply_base_patches() -> None:
 def apply_nerfstudio_patches() -> None:
     """The patches of nerfstudio itself (applied when the T-NeRF pipeline is imported)."""
     allow_zero_iteration_runs()
+    blender_intrinsics_in_float32()
     frame_the_scene_in_the_viewer()

@@ -1,0 +1,35 @@
+"""Work-arounds of ``tnerf_ns.compat`` for nerfstudio 1.1.5."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def blender_scene(folder, n=3, size=16):
+    """A minimal Blender-layout scene (transforms_train.json, RGBA images) that nerfstudio's parser reads."""
+    (folder / "train").mkdir(parents=True)
+    frames = []
+    for i in range(n):
+        Image.fromarray(np.full((size, size, 4), 200, np.uint8)).save(folder / "train" / f"r_{i}.png")
+        angle = 2 * np.pi * i / n
+        c2w = np.eye(4)
+        c2w[:3, 3] = [4 * np.cos(angle), 4 * np.sin(angle), 0.5]
+        frames.append({"file_path": f"./train/r_{i}", "transform_matrix": c2w.tolist()})
+    (folder / "transforms_train.json").write_text(json.dumps({"camera_angle_x": 0.69, "frames": frames}))
+    return folder
+
+
+def test_blender_data_intrinsics_are_float32_and_spiral_paths_work(tmp_path):
+    from nerfstudio.cameras.camera_paths import get_spiral_path
+    from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+
+    import tnerf_ns.pipeline  # noqa: F401  (applies the nerfstudio patches, as every ns-* command does)
+
+    cameras = BlenderDataParserConfig(data=blender_scene(tmp_path / "scene")).setup().get_dataparser_outputs().cameras
+    assert {cameras.fx.dtype, cameras.fy.dtype, cameras.cx.dtype, cameras.cy.dtype} == {torch.float32}
+    path = get_spiral_path(cameras[0:1], steps=4, radius=0.5)  # ns-render spiral: failed on float64 fx before
+    assert path.camera_to_worlds.shape == (4, 3, 4) and torch.isfinite(path.camera_to_worlds).all()
