@@ -215,3 +215,22 @@ def test_checkpoints_with_numpy_scalars_load_under_either_numpy_major(spelling, 
     with pytest.raises(pickle.UnpicklingError):  # anything else stays refused
         path.write_bytes(data.replace(own[0], b"os\n"))
         torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_ns_eval_of_data_without_evaluation_images_says_what_to_change(small_scenes, tmp_path):
+    import shutil
+
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+    from tnerf_ns.pipeline import NoEvalImagesError
+
+    folder = tmp_path / "three"
+    shutil.copytree(small_scenes / "synth_000000", folder)
+    meta = json.loads((folder / "transforms.json").read_text())
+    meta["frames"] = meta["frames"][:3]  # the default --eval-mode fraction (0.9) keeps all three for training
+    (folder / "transforms.json").write_text(json.dumps(meta))
+    cfg = tiny_pipeline(folder, train_num_rays_per_batch=8, num_query_points=4)
+    cfg.datamanager.dataparser = NerfstudioDataParserConfig(data=folder)
+    pipe = cfg.setup(device="cpu", test_mode="test")
+    with pytest.raises(NoEvalImagesError, match=r"three: no evaluation images.*--eval-mode interval"):
+        pipe.get_average_eval_image_metrics()

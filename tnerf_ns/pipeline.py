@@ -4,6 +4,7 @@ viewer, which pass only cameras, produce real images) and hands each batch's sce
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, Literal, Optional, Type
 
 import torch
@@ -45,6 +46,10 @@ def check_finite(step: int, loss_dict: Dict[str, Tensor], scene: str) -> None:
             f"non-finite loss at step {step} (scene {scene}): {sorted(bad)} ; all terms: {terms}. The optimiser step "
             "was not taken; the last saved checkpoint is from before it. Lower the learning rate or resume from it."
         )
+
+
+class NoEvalImagesError(ValueError):
+    """The data has no evaluation images (nerfstudio then sets up no evaluation loaders)."""
 
 
 class TNeRFPipeline(VanillaPipeline):
@@ -97,6 +102,18 @@ class TNeRFPipeline(VanillaPipeline):
         loss_dict = self.model.get_loss_dict(model_outputs, batch, metrics_dict)
         check_finite(step, loss_dict, batch["context"].name)
         return model_outputs, loss_dict, metrics_dict
+
+    def get_average_eval_image_metrics(
+        self, step: Optional[int] = None, output_path: Optional[Path] = None, get_std: bool = False
+    ):
+        """nerfstudio's, but data without evaluation images gets a message saying what to change."""
+        if not len(self.datamanager.eval_dataset):
+            raise NoEvalImagesError(
+                f"{self.datamanager.config.data}: no evaluation images: the eval split is empty or holds only source "
+                "views. nerfstudio-data's default --eval-mode fraction leaves a small dataset none; train with "
+                "`nerfstudio-data --eval-mode interval --eval-interval 2` (or `--eval-mode all`) to score it"
+            )
+        return super().get_average_eval_image_metrics(step, output_path, get_std)
 
     def get_eval_loss_dict(self, step: int):
         self.eval()
