@@ -138,6 +138,21 @@ def test_pretrained_checkpoint_that_runs_code_is_refused(small_scenes, tmp_path,
     cfg.model.pretrained = tmp_path / "trunc.ckpt"
     with pytest.raises(RuntimeError, match=r"trunc\.ckpt: cannot read"):
         cfg.setup(device="cpu")
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    cfg.model.pretrained = tmp_path / "notes.ckpt"
+    with pytest.raises(RuntimeError, match=r"notes\.ckpt: cannot read T-NeRF checkpoint: not a PyTorch checkpoint"):
+        cfg.setup(device="cpu")
+
+
+def test_a_finished_run_loads_without_the_checkpoint_it_started_from(small_scenes, tmp_path):
+    """ns-eval, ns-render and the viewer (eval_setup: test_mode "test"/"inference") load the run's own checkpoint
+    next, so a --pipeline.model.pretrained that is gone by then is skipped; training still needs it."""
+    cfg = tiny_pipeline(small_scenes)
+    cfg.model.pretrained = tmp_path / "gone"
+    with pytest.raises(FileNotFoundError, match="gone: no such checkpoint"):
+        cfg.setup(device="cpu", test_mode="val")
+    pipe = cfg.setup(device="cpu", test_mode="test")
+    assert pipe.model.config.pretrained == tmp_path / "gone"
 
 
 def test_interrupted_training_resumes_exactly(small_scenes, tmp_path):

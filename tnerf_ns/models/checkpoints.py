@@ -4,6 +4,7 @@ written by older versions. Safe loading only."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Dict, MutableMapping
 
@@ -78,6 +79,9 @@ def read_model_weights(path: Path) -> Dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)["pipeline"]
     except Exception as err:
+        if path.is_file() and not zipfile.is_zipfile(path):  # not torch.save's format: torch's advice would mislead
+            raise RuntimeError(f"{path}: cannot read T-NeRF checkpoint: not a PyTorch checkpoint (expected a "
+                               f"step-*.ckpt file, a folder of them, or a folder with {HEAD_WEIGHTS})") from None  # fmt: skip
         raise RuntimeError(f"{path}: cannot read T-NeRF checkpoint ({err})") from err
     prefix = "_model."
     weights = {k[len(prefix) :].removeprefix("module."): v for k, v in state.items() if k.startswith(prefix)}
@@ -85,10 +89,17 @@ def read_model_weights(path: Path) -> Dict[str, Tensor]:
     return weights
 
 
-def load_model_weights(model: nn.Module, path: Path) -> None:
+def load_model_weights(model: nn.Module, path: Path, missing_ok: bool = False) -> None:
     """Load a T-NeRF checkpoint's weights (head, field, and a saved backbone) into ``model``, e.g. to start scene
-    mode from a trained model; the configuration must match."""
-    weights = read_model_weights(path)
+    mode from a trained model; the configuration must match. ``missing_ok``: a checkpoint that cannot be found is
+    reported and skipped (a finished run's own checkpoint, loaded next, holds every weight)."""
+    try:
+        weights = read_model_weights(path)
+    except FileNotFoundError as err:
+        if not missing_ok:
+            raise
+        CONSOLE.print(f"[yellow]{err}; not needed: the run's own checkpoint holds every weight")
+        return
     own = model.state_dict()
     mismatched = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
     if mismatched:

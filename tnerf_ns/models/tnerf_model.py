@@ -175,8 +175,8 @@ class TNeRFModel(Model):
         self.metrics = ImageMetrics(cfg.compute_lpips)
         # checkpoints written before the encoder module name its parts at the top level
         self.register_load_state_dict_pre_hook(lambda module, state, prefix, *args: migrate_state_dict(state, prefix))
-        if cfg.pretrained is not None:
-            load_model_weights(self, cfg.pretrained)
+        if cfg.pretrained is not None:  # ns-eval, ns-render, viewer: the run's checkpoint follows, so it may be gone
+            load_model_weights(self, cfg.pretrained, missing_ok=bool(self.kwargs.get("run_checkpoint_follows")))
 
     def train(self, mode: bool = True) -> "TNeRFModel":
         super().train(mode)
