@@ -249,3 +249,18 @@ def test_ns_eval_of_data_without_evaluation_images_says_what_to_change(small_sce
     pipe = cfg.setup(device="cpu", test_mode="test")
     with pytest.raises(NoEvalImagesError, match=r"three: no evaluation images.*--eval-mode interval"):
         pipe.get_average_eval_image_metrics()
+
+
+def test_cameras_that_are_not_pinhole_are_named():
+    from nerfstudio.cameras.cameras import Cameras, CameraType
+
+    from tnerf_ns.datamanagers.context import not_pinhole
+
+    def cams(**kw):
+        return Cameras(camera_to_worlds=torch.eye(4)[:3][None].repeat(2, 1, 1), fx=10.0, fy=10.0, cx=8.0, cy=8.0,
+                       width=16, height=16, **kw)  # fmt: skip
+
+    assert not_pinhole(cams()) is None
+    assert not_pinhole(cams(distortion_params=torch.zeros(2, 6))) is None
+    assert not_pinhole(cams(distortion_params=torch.tensor([[0.1, 0, 0, 0, 0, 0]] * 2))) == "lens distortion parameters"
+    assert "non-pinhole" in not_pinhole(cams(camera_type=CameraType.FISHEYE))

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from jaxtyping import Float, Int
-from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from torch import Tensor
@@ -61,6 +61,16 @@ def stack_padded(
         if depths is not None:
             depths[n, : d.shape[0], : d.shape[1]] = d
     return images, depths, sizes
+
+
+def not_pinhole(cameras: Cameras) -> Optional[str]:
+    """Why the source views' pinhole intrinsics (fx, fy, cx, cy: all the backbone and the lifting use) misdescribe
+    ``cameras``, or None."""
+    if bool((cameras.camera_type != CameraType.PERSPECTIVE.value).any()):
+        return "non-pinhole cameras (fisheye, equirectangular, ...)"
+    if cameras.distortion_params is not None and bool((cameras.distortion_params.abs() > 1e-6).any()):
+        return "lens distortion parameters"
+    return None
 
 
 def farthest_point_views(centres: np.ndarray, k: int, start: int = 0) -> List[int]:

@@ -25,7 +25,7 @@ from tnerf_ns.compat import frame_the_scene_in_the_viewer
 from tnerf_ns.data.dataset import TNeRFDataset
 from tnerf_ns.data.image_check import ImageCheckError, damaged_images
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
-from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry, stack_padded
+from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry, not_pinhole, stack_padded
 from tnerf_ns.datamanagers.tool_view import ToolView, viewer_pose
 from tnerf_ns.encoding.cache import LRUCache
 
@@ -168,6 +168,9 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         self.train_scenes = self._usable(self._scene_entries(self.train_dataset, training=True), single)
         if not self.train_scenes:
             raise ImageCheckError(f"{self.config.data}: no training scene has usable images (see the warnings above)")
+        if (problem := not_pinhole(self.train_dataset.cameras)) is not None:
+            CONSOLE.print(f"[yellow]{self.config.data}: {problem}: source views are read as pinhole images (target rays "
+                          "follow the cameras); undistort the photos first (e.g. ns-process-data) for exact geometry")  # fmt: skip
         if single:
             # scene mode: evaluation cameras see the scene encoded from the train split's source views
             self.eval_scenes = self.train_scenes
