@@ -264,3 +264,26 @@ def test_cameras_that_are_not_pinhole_are_named():
     assert not_pinhole(cams(distortion_params=torch.zeros(2, 6))) is None
     assert not_pinhole(cams(distortion_params=torch.tensor([[0.1, 0, 0, 0, 0, 0]] * 2))) == "lens distortion parameters"
     assert "non-pinhole" in not_pinhole(cams(camera_type=CameraType.FISHEYE))
+
+
+def test_missing_intrinsics_are_named_and_a_frames_own_override_the_files(small_scenes, tmp_path):
+    import shutil
+
+    from tnerf_ns.data.multiscene_dataparser import SceneDatasetError, TNeRFScenesDataParserConfig
+
+    scenes = tmp_path / "scenes"
+    shutil.copytree(small_scenes, scenes)
+    meta_file = scenes / "synth_000000" / "transforms.json"
+    meta = json.loads(meta_file.read_text())
+    fx = meta.pop("fl_x")
+    meta["frames"][0]["fl_x"] = fx * 2  # the first frame has its own; the others fall back to nothing
+    meta_file.write_text(json.dumps(meta))
+    parser = TNeRFScenesDataParserConfig(data=scenes, held_out_fraction=0.0).setup()
+    with pytest.raises(SceneDatasetError, match=r"synth_000000/transforms.json: missing or malformed camera fields"):
+        parser.get_dataparser_outputs("train")
+    for frame in meta["frames"][1:]:
+        frame["fl_x"] = fx
+    meta_file.write_text(json.dumps(meta))
+    cameras = TNeRFScenesDataParserConfig(data=scenes, held_out_fraction=0.0).setup().get_dataparser_outputs().cameras
+    fxs = sorted({round(float(v), 3) for v in cameras.fx.flatten()})
+    assert round(fx * 2, 3) in fxs and round(fx, 3) in fxs

@@ -194,11 +194,14 @@ class TNeRFScenes(DataParser):
                 try:
                     image = _inside(folder, str(frame["file_path"]), meta_file)
                     c2w = np.asarray(frame["transform_matrix"], dtype=np.float64)[:3]
-                    # nerfstudio's convention: a frame's own intrinsics (photos of several sizes) override the file's
-                    camera = [float(frame.get(k, meta.get(k))) for k in ("fl_x", "fl_y", "cx", "cy")]
-                    camera += [int(frame.get(k, meta.get(k))) for k in ("w", "h")]
                 except (KeyError, TypeError, ValueError) as err:
                     raise SceneDatasetError(f"{meta_file}: malformed frame {str(frame)[:80]} ({err!r})") from err
+                try:  # nerfstudio's convention: a frame's own intrinsics (photos of several sizes) override the file's
+                    camera = [float(frame.get(k, meta.get(k))) for k in ("fl_x", "fl_y", "cx", "cy")]
+                    camera += [int(frame.get(k, meta.get(k))) for k in ("w", "h")]
+                except (TypeError, ValueError) as err:
+                    raise SceneDatasetError(f"{meta_file}: missing or malformed camera fields (fl_x, fl_y, cx, cy, w, h) "
+                                            f"for {frame['file_path']} ({err})") from err  # fmt: skip
                 if c2w.shape != (3, 4) or not np.isfinite(c2w).all():
                     raise SceneDatasetError(f"{meta_file}: bad transform_matrix for {frame['file_path']}")
                 c2w = c2w.copy()
