@@ -199,7 +199,7 @@ class TNeRFScenes(DataParser):
                 try:  # nerfstudio's convention: a frame's own intrinsics (photos of several sizes) override the file's
                     camera = [float(frame.get(k, meta.get(k))) for k in ("fl_x", "fl_y", "cx", "cy")]
                     camera += [int(frame.get(k, meta.get(k))) for k in ("w", "h")]
-                except (TypeError, ValueError) as err:
+                except (TypeError, ValueError, OverflowError) as err:
                     raise SceneDatasetError(f"{meta_file}: missing or malformed camera fields (fl_x, fl_y, cx, cy, w, h) "
                                             f"for {frame['file_path']} ({err})") from err  # fmt: skip
                 if c2w.shape != (3, 4) or not np.isfinite(c2w).all():
