@@ -33,3 +33,21 @@ def test_blender_data_intrinsics_are_float32_and_spiral_paths_work(tmp_path):
     assert {cameras.fx.dtype, cameras.fy.dtype, cameras.cx.dtype, cameras.cy.dtype} == {torch.float32}
     path = get_spiral_path(cameras[0:1], steps=4, radius=0.5)  # ns-render spiral: failed on float64 fx before
     assert path.camera_to_worlds.shape == (4, 3, 4) and torch.isfinite(path.camera_to_worlds).all()
+
+
+def test_nerfstudio_models_build_without_lpips_weights(monkeypatch):
+    """Offline, nerfacto's constructor failed on LPIPS's AlexNet download; it now gets a NaN metric."""
+    import torchmetrics.image.lpip as lpip_module
+    from nerfstudio.data.scene_box import SceneBox
+    from nerfstudio.models.nerfacto import NerfactoModelConfig
+
+    import tnerf_ns.pipeline  # noqa: F401  (applies the nerfstudio patches, as every ns-* command does)
+
+    def no_weights(*args, **kwargs):
+        raise OSError("no AlexNet weights here")
+
+    monkeypatch.setattr(lpip_module, "_NoTrainLpips", no_weights)  # what the real metric builds first
+    model = NerfactoModelConfig(implementation="torch").setup(
+        scene_box=SceneBox(aabb=torch.tensor([[-1.0, -1, -1], [1, 1, 1]])), num_train_data=2, metadata={}
+    )
+    assert torch.isnan(model.lpips(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)))

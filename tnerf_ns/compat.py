@@ -132,6 +132,35 @@ def blender_intrinsics_in_float32() -> None:
     Blender._generate_dataparser_outputs = generate
 
 
+def models_build_without_lpips_weights() -> None:
+    """nerfstudio's models (nerfacto, splatfacto, ...) build LPIPS in their constructors, which downloads AlexNet's
+    weights: offline, ``ns-train nerfacto`` stopped before its first step. Where the weights cannot be had, the
+    model gets a metric that reports NaN (with a warning); training, PSNR and SSIM are unaffected."""
+    import torch
+    import torchmetrics.image.lpip as lpip_module
+    from nerfstudio.utils.rich_utils import CONSOLE
+
+    real = lpip_module.LearnedPerceptualImagePatchSimilarity
+    if getattr(real, "tnerf_patched", False):
+        return
+
+    class NaNMetric(torch.nn.Module):
+        def forward(self, *images):
+            return torch.tensor(float("nan"))
+
+    def lpips_or_nan(*args, **kwargs):
+        try:
+            return real(*args, **kwargs)
+        except Exception as err:  # offline without cached weights
+            CONSOLE.print(
+                f"[yellow]LPIPS reported as NaN: its AlexNet weights could not be loaded ({type(err).__name__})"
+            )
+            return NaNMetric()
+
+    lpips_or_nan.tnerf_patched = True
+    lpip_module.LearnedPerceptualImagePatchSimilarity = lpips_or_nan  # the models import it when they are built
+
+
 def frame_the_scene_in_the_viewer() -> None:
     """nerfstudio 1.1.5's viewer leaves each browser at viser's default camera, about 0.5 units from the origin:
     inside the box of most scenes, very close to the object. When the data manager suggests a pose
@@ -179,4 +208,5 @@ def apply_nerfstudio_patches() -> None:
     """The patches of nerfstudio itself (applied when the T-NeRF pipeline is imported)."""
     allow_zero_iteration_runs()
     blender_intrinsics_in_float32()
+    models_build_without_lpips_weights()
     frame_the_scene_in_the_viewer()

@@ -113,22 +113,8 @@ def parser_cameras(parser_config) -> Tuple[Float[Tensor, "n 3 4"], Float[Tensor,
 
 
 def lpips_offline() -> None:
-    """nerfstudio's models build LPIPS (AlexNet weights from the hub) in their constructors; where it cannot be built
-    (offline), replace it by a NaN metric so they construct. The comparison does not report LPIPS."""
-    import torchmetrics.image.lpip as lpip_module
-    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+    """nerfstudio's models build LPIPS (AlexNet weights from the hub) in their constructors; offline they get a NaN
+    metric instead (``tnerf_ns.compat``). The comparison does not report LPIPS."""
+    from tnerf_ns.compat import models_build_without_lpips_weights
 
-    try:
-        LearnedPerceptualImagePatchSimilarity(normalize=True)
-        return
-    except Exception:
-        pass
-
-    class NoLPIPS(torch.nn.Module):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__()
-
-        def forward(self, a, b):
-            return torch.tensor(float("nan"))
-
-    lpip_module.LearnedPerceptualImagePatchSimilarity = NoLPIPS
+    models_build_without_lpips_weights()
