@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from nerfstudio.models.base_model import Model
 
 from tnerf_ns.models.tnerf_model import FAR_DEPTH, TNeRFModel
 
@@ -34,8 +33,8 @@ def test_random_background_keeps_nerfstudios_rule():
 def test_exporter_depth_is_far_where_the_ray_sees_nothing(monkeypatch):
     depth = torch.full((3, 1), 2.0)
     acc = torch.tensor([[0.9], [0.4], [0.51]])
-    monkeypatch.setattr(
-        Model, "get_outputs_for_camera_ray_bundle", lambda self, bundle: {"depth": depth.clone(), "accumulation": acc}
-    )
-    out = bare_model().get_outputs_for_camera_ray_bundle(None)
+    model = bare_model()
+    monkeypatch.setattr(model, "context_for_rays", lambda bundle: None)
+    monkeypatch.setattr(model, "render_image", lambda bundle, ctx: {"depth": depth.clone(), "accumulation": acc})
+    out = model.get_outputs_for_camera_ray_bundle(None)
     assert out["depth"][:, 0].tolist() == pytest.approx([2.0, FAR_DEPTH, 2.0])

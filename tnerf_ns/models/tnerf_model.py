@@ -239,9 +239,13 @@ class TNeRFModel(Model):
     @torch.no_grad()
     def get_outputs_for_camera(self, camera: Cameras, obb_box=None) -> Dict[str, Tensor]:
         """Encode the camera's scene once (cached), then render the image in chunks (``eval_sampler``)."""
-        ctx = self.context_for_camera(camera)
-        planes = self.encoder.encode_cached(ctx)
         bundle = camera.generate_rays(camera_indices=0, keep_shape=True, obb_box=obb_box)
+        return self.render_image(bundle, self.context_for_camera(camera))
+
+    @torch.no_grad()
+    def render_image(self, bundle: RayBundle, ctx: SceneContext) -> Dict[str, Tensor]:
+        """An image's rays [h, w] of the scene ``ctx`` in chunks, with ``eval_sampler`` (outside training)."""
+        planes = self.encoder.encode_cached(ctx)
         height, width = bundle.origins.shape[:2]
         chunks: Dict[str, List[Tensor]] = {}
         n, step = height * width, self.config.eval_num_rays_per_chunk
@@ -254,9 +258,10 @@ class TNeRFModel(Model):
         return {k: torch.cat(v).view(height, width, -1) for k, v in chunks.items()}
 
     def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> Dict[str, Tensor]:
-        """nerfstudio's exporters call this (ns-eval, ns-render and the viewer use ``get_outputs_for_camera``): a ray
-        less than half opaque reports ``FAR_DEPTH``, i.e. free space, so ``ns-export tsdf`` fuses no false surface."""
-        outputs = super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
+        """nerfstudio's exporters call this (ns-eval, ns-render and the viewer use ``get_outputs_for_camera``), on the
+        same rendering path: a ray less than half opaque reports ``FAR_DEPTH``, i.e. free space, so ``ns-export tsdf``
+        fuses no false surface."""
+        outputs = self.render_image(camera_ray_bundle, self.context_for_rays(camera_ray_bundle))
         outputs["depth"] = torch.where(outputs["accumulation"] > 0.5, outputs["depth"], FAR_DEPTH)
         return outputs
 
