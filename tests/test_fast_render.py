@@ -97,3 +97,22 @@ def test_model_fast_path_matches_the_reference_path(trained):
             assert out["rgb"].shape[-1] == 3 and out["depth"].shape[-1] == 1
         scores[sampler] = sum(values) / len(values)
     assert abs(scores["occupancy"] - scores["hierarchical"]) < 0.5, scores
+
+
+def test_exporters_render_on_the_same_path_as_ns_eval(trained):
+    """ns-export calls get_outputs_for_camera_ray_bundle: the same image as get_outputs_for_camera (the occupancy
+    path), and depth set to far where the ray sees little."""
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    from tnerf_ns.models.tnerf_model import FAR_DEPTH
+
+    _, pipeline, _, _ = eval_setup(trained, test_mode="test")
+    model = pipeline.model
+    camera = pipeline.datamanager.eval_dataset.cameras[0:1].to(pipeline.device)
+    assert model.config.eval_sampler == "occupancy"
+    reference = model.get_outputs_for_camera(camera)
+    exported = model.get_outputs_for_camera_ray_bundle(camera.generate_rays(camera_indices=0, keep_shape=True))
+    assert torch.equal(exported["rgb"], reference["rgb"])
+    seen = reference["accumulation"] > 0.5
+    assert torch.equal(exported["depth"][seen], reference["depth"][seen])
+    assert (exported["depth"][~seen] == FAR_DEPTH).all()
