@@ -51,3 +51,8 @@ def test_nerfstudio_models_build_without_lpips_weights(monkeypatch):
         scene_box=SceneBox(aabb=torch.tensor([[-1.0, -1, -1], [1, 1, 1]])), num_train_data=2, metadata={}
     )
     assert torch.isnan(model.lpips(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)))
+
+    from tnerf_ns.models.image_metrics import ImageMetrics
+
+    metrics = ImageMetrics(compute_lpips=True)(torch.rand(8, 8, 3), torch.rand(8, 8, 3))
+    assert "lpips" not in metrics and {"psnr", "ssim"} <= set(metrics)  # T-NeRF's own leave it out, not NaN

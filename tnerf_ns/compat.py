@@ -145,6 +145,8 @@ def models_build_without_lpips_weights() -> None:
         return
 
     class NaNMetric(torch.nn.Module):
+        available = False  # T-NeRF's own metrics (``ImageMetrics``) leave LPIPS out instead of reporting NaN
+
         def forward(self, *images):
             return torch.tensor(float("nan"))
 
@@ -152,9 +154,7 @@ def models_build_without_lpips_weights() -> None:
         try:
             return real(*args, **kwargs)
         except Exception as err:  # offline without cached weights
-            CONSOLE.print(
-                f"[yellow]LPIPS reported as NaN: its AlexNet weights could not be loaded ({type(err).__name__})"
-            )
+            CONSOLE.print(f"[yellow]LPIPS unavailable: its AlexNet weights could not be loaded ({type(err).__name__})")
             return NaNMetric()
 
     lpips_or_nan.tnerf_patched = True

@@ -33,6 +33,8 @@ class ImageMetrics(nn.Module):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     self._lpips = LearnedPerceptualImagePatchSimilarity(normalize=True).to(self.psnr.device)
+                if not getattr(self._lpips, "available", True):  # tnerf_ns.compat's offline stand-in (it warned)
+                    self._lpips, self._lpips_failed = None, True
             except Exception as err:  # offline: the AlexNet weights cannot be downloaded
                 self._lpips_failed = True
                 CONSOLE.print(f"[yellow]LPIPS disabled: its AlexNet weights could not be loaded ({type(err).__name__})")
