@@ -242,10 +242,8 @@ class ContextProvider:
             raise KeyError(f"scene {scene_idx} is not available (known: {sorted(self.scenes)[:10]} ...)")
         return self.scenes[scene_idx]
 
-    def _rgba(self, ds: TNeRFDataset, indices: Sequence[int]) -> Tuple[Tensor, Tensor]:
-        """Source images [k, 3, h, w] on the background, and alpha [k, h, w], at the first view's size
-        (``common_size``)."""
-        size = common_size(ds, indices)
+    def _rgba(self, ds: TNeRFDataset, indices: Sequence[int], size: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+        """Source images [k, 3, h, w] on the background, and alpha [k, h, w], at the context's ``size``."""
         rgba = torch.stack([resize_view(ds.get_rgba(i), size, "bilinear") for i in indices])  # [k, h, w, 4]
         alpha = rgba[..., 3]
         images = rgba[..., :3] * alpha[..., None] + self.background * (1 - alpha[..., None])
@@ -255,17 +253,18 @@ class ContextProvider:
         ds = entry.dataset
         dynamic = entry.dynamic
         t0_sources = entry.sources_at(entry.time_values[0], source_set) if dynamic else entry.sources(source_set)
-        images, alpha = self._rgba(ds, t0_sources)
+        size = common_size(ds, t0_sources)  # every image, alpha and depth of the context, and its intrinsics
+        images, alpha = self._rgba(ds, t0_sources, size)
         images_t1 = None
         if dynamic:
-            images_t1, _ = self._rgba(ds, entry.sources_at(entry.time_values[-1], source_set))
+            images_t1, _ = self._rgba(ds, entry.sources_at(entry.time_values[-1], source_set), size)
             time = entry.time_values[0] if time is None else float(time)
             truth = entry.sources_at(min(entry.time_values, key=lambda v: abs(v - time)), source_set)
             if truth != t0_sources:
-                _, alpha = self._rgba(ds, truth)
+                _, alpha = self._rgba(ds, truth, size)
         else:
             truth, time = t0_sources, None
-        cams, size = ds.cameras, common_size(ds, t0_sources)
+        cams = ds.cameras
         idx = torch.tensor(t0_sources)
         sx, sy = size[1] / cams.width[idx, 0].float(), size[0] / cams.height[idx, 0].float()  # 1 unless resized
         intr = torch.zeros(len(idx), 3, 3)
