@@ -22,6 +22,7 @@ import tyro
 from rich.console import Console
 
 from tnerf_ns.benchmarking import Stopwatch, describe_machine
+from tnerf_ns.compat import models_build_without_lpips_weights
 
 CONSOLE = Console(width=120)
 REPO = Path(__file__).resolve().parents[1]
@@ -51,10 +52,9 @@ class BenchmarkEvalChunks:
         from nerfstudio.configs.method_configs import all_methods
         from nerfstudio.engine.trainer import Trainer
 
-        from tnerf_ns.evaluation import baselines
         from tnerf_ns.evaluation.protocol import camera_renderer
 
-        baselines.lpips_offline()
+        models_build_without_lpips_weights()  # nerfacto builds offline (NaN LPIPS, unused)
         default = int(all_methods[self.method].pipeline.model.eval_num_rays_per_chunk)
         with tempfile.TemporaryDirectory() as tmp:
             compare = CompareMethods(data=self.data, out=Path(tmp), scale=self.scale, device=self.device)

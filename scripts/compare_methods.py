@@ -35,6 +35,7 @@ import torch
 import tyro
 from rich.console import Console
 
+from tnerf_ns.compat import models_build_without_lpips_weights
 from tnerf_ns.evaluation import baselines, scene_data
 from tnerf_ns.evaluation.comparison_report import EMPTY_FIELD, plot, write_table
 from tnerf_ns.evaluation.protocol import (
@@ -308,7 +309,7 @@ class CompareMethods:
             write_table(results, self.out, self.data, CONSOLE)
             plot(results, self.out)
             return results
-        baselines.lpips_offline()
+        models_build_without_lpips_weights()  # nerfacto builds offline (NaN LPIPS, unused)
         previous_file = self.out / "comparison.json"
         previous = read_rows(previous_file) if self.reuse_baselines and previous_file.is_file() else []
         kind = baselines.data_kind(self.data)

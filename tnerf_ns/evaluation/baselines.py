@@ -110,11 +110,3 @@ def parser_cameras(parser_config) -> Tuple[Float[Tensor, "n 3 4"], Float[Tensor,
     """Training cameras and scene box as a dataparser config produces them (its scaling applied)."""
     outputs = parser_config.setup().get_dataparser_outputs(split="train")
     return outputs.cameras.camera_to_worlds.to(torch.float32), outputs.scene_box.aabb.to(torch.float32)
-
-
-def lpips_offline() -> None:
-    """nerfstudio's models build LPIPS (AlexNet weights from the hub) in their constructors; offline they get a NaN
-    metric instead (``tnerf_ns.compat``). The comparison does not report LPIPS."""
-    from tnerf_ns.compat import models_build_without_lpips_weights
-
-    models_build_without_lpips_weights()
