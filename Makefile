@@ -4,9 +4,12 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.tnerf-installed
 
-.PHONY: setup demo backbone-demo test test-fast fuzz lint bench results gpu-check gpu-wheels clean-venv
+.PHONY: setup system-deps demo backbone-demo test test-fast fuzz lint bench results gpu-check gpu-wheels clean-venv
 
 setup: $(STAMP)
+	@# optional system packages (libusb-1.0 for open3d, hence ns-export; Chromium for the viewer's browser test): the
+	@# command that installs the missing ones; without them everything else works and their tests are skipped
+	@python3 tnerf_ns/system_deps.py
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -17,9 +20,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	# ns-render needs an `ffmpeg` executable: take the one shipped in the imageio-ffmpeg wheel
 	ln -sf "$$($(PY) -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')" $(VENV)/bin/ffmpeg
-	# open3d (ns-export) imports only with libusb-1.0: a warning, not an error (everything else works without it)
-	@$(PY) -c "import ctypes.util, sys; sys.exit(ctypes.util.find_library('usb-1.0') is None)" || echo "WARNING: libusb-1.0 is missing: ns-export will not run (open3d needs it); apt-get install libusb-1.0-0"
 	touch $(STAMP)
+
+# Installs the optional system packages that are missing (Debian/Ubuntu: apt-get, as root or through sudo)
+system-deps:
+	@pkgs="$$(python3 tnerf_ns/system_deps.py --packages)"; \
+	if [ -z "$$pkgs" ]; then echo "system-deps: nothing missing"; else \
+	sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	echo "system-deps: $$sudo apt-get install -y $$pkgs"; \
+	$$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$pkgs; fi
 
 demo: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/demo.py

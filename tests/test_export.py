@@ -20,10 +20,16 @@ import numpy as np
 import pytest
 import torch
 from helpers import REPO, TINY_MODEL, ns
+from optional import import_optional
 
 pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
 
-o3d = pytest.importorskip("open3d", reason="open3d (ns-export) needs libusb-1.0: apt-get install libusb-1.0-0")
+
+@pytest.fixture(scope="module")
+def o3d():
+    """open3d (ns-export needs it; without libusb-1.0 it cannot import: skipped naming the apt package)."""
+    return import_optional("open3d")
+
 
 BOX_SIDE = 2.0
 """tnerf-scenes normalises every scene into [-1, 1]^3."""
@@ -68,7 +74,7 @@ def surface(scenes) -> torch.Tensor:
     return surface_voxels(default_scene(scenes))
 
 
-def test_pointcloud_of_the_default_scene_lies_on_its_surface(trained, surface, tmp_path):
+def test_pointcloud_of_the_default_scene_lies_on_its_surface(o3d, trained, surface, tmp_path):
     ns("ns-export", "pointcloud", "--load-config", str(trained), "--output-dir", str(tmp_path), "--num-points",
        "4000", "--normal-method", "open3d", "--num-rays-per-batch", "2048")  # fmt: skip
     points = np.asarray(o3d.io.read_point_cloud(str(tmp_path / "point_cloud.ply")).points)
@@ -78,7 +84,7 @@ def test_pointcloud_of_the_default_scene_lies_on_its_surface(trained, surface, t
     assert distance < NEAR_SURFACE * BOX_SIDE
 
 
-def test_tsdf_and_poisson_meshes(trained, surface, tmp_path):
+def test_tsdf_and_poisson_meshes(o3d, trained, surface, tmp_path):
     ns("ns-export", "tsdf", "--load-config", str(trained), "--output-dir", str(tmp_path / "tsdf"), "--resolution",
        "64", "--downscale-factor", "1", "--texture-method", "tsdf")  # fmt: skip
     mesh = o3d.io.read_triangle_mesh(str(tmp_path / "tsdf" / "tsdf_mesh.ply"))
@@ -96,7 +102,7 @@ def test_tsdf_and_poisson_meshes(trained, surface, tmp_path):
     assert distance < NEAR_SURFACE * BOX_SIDE
 
 
-def test_pointcloud_in_scene_mode(trained, scenes, tmp_path):
+def test_pointcloud_in_scene_mode(o3d, trained, scenes, tmp_path):
     """A single-scene Blender-format dataset encoded from the trained head (0 iterations): the scene itself."""
     record = default_scene(scenes)
     ns("ns-train", "tnerf", "--machine.device-type", "cpu", "--output-dir", str(tmp_path), "--vis", "tensorboard",
@@ -116,7 +122,7 @@ def test_pointcloud_in_scene_mode(trained, scenes, tmp_path):
     assert distance < NEAR_SURFACE * side
 
 
-def test_export_mesh_script(trained, surface, tmp_path):
+def test_export_mesh_script(o3d, trained, surface, tmp_path):
     out = tmp_path / "mesh.ply"
     env = {**os.environ, "COLUMNS": "400"}  # rich: one line per message
     proc = subprocess.run([sys.executable, "scripts/export_mesh.py", "--load-config", str(trained), "--out", str(out),
@@ -139,7 +145,7 @@ def test_export_mesh_script(trained, surface, tmp_path):
         assert str(trained) in str(err.value)
 
 
-def test_tsdf_of_a_dynamic_run(trained_dynamic, tmp_path):
+def test_tsdf_of_a_dynamic_run(o3d, trained_dynamic, tmp_path):
     """tnerf-dynamic: the exporters see the default scene's first time state, rendered at the model's default time."""
     ns("ns-export", "tsdf", "--load-config", str(trained_dynamic), "--output-dir", str(tmp_path / "tsdf"),
        "--resolution", "32", "--downscale-factor", "1", "--texture-method", "tsdf")  # fmt: skip

@@ -1,0 +1,77 @@
+#!/usr/bin/env python
+"""README's "results at a glance": one table from the comparison results files, never hand-typed.
+
+For each scene it reads ``<compare>/<scene>/comparison.json`` (written by ``scripts/compare_methods.py``) and takes
+novel-view PSNR / SSIM of: the feed-forward prediction at K = 4, T-NeRF refined and nerfacto at the 180 s budget, and
+the trivial baselines beside them (empty field; the mean-colour image where the file has it). A scene or row that
+has not been measured yet says "pending".
+
+    python scripts/results_at_a_glance.py            # writes docs/results/glance.md
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import tyro
+
+REPO = Path(__file__).resolve().parents[1]
+
+COLUMNS: Tuple[Tuple[str, str, str], ...] = (
+    ("feed-forward, K = 4", "tnerf feed-forward", "K=4"),
+    ("refined, 180 s", "tnerf refined", "budget 180s"),
+    ("nerfacto, 180 s", "nerfacto", "budget 180s"),
+    ("empty field", "empty field", "-"),
+    ("mean-colour image", "mean-colour image", "-"),
+)
+"""(column title, method name prefix in comparison.json, setting)."""
+
+
+def find(rows: List[dict], method: str, setting: str, split: str) -> Optional[dict]:
+    return next((r for r in rows if r["method"].startswith(method) and r["setting"] == setting
+                 and r["split"] == split), None)  # fmt: skip
+
+
+def cell(row: Optional[dict]) -> str:
+    return "not measured" if row is None else f"{row['psnr']:.2f} / {row['ssim']:.3f}"
+
+
+@dataclass
+class Glance:
+    """Write the one-table summary of the comparison results."""
+
+    compare: Path = REPO / "docs/results/compare"
+    """Folder of the per-scene comparison results."""
+    scenes: Dict[str, str] = field(default_factory=lambda: {"lego": "lego (Blender)", "mic": "mic (Blender)",
+                                                           "dtu_scan24": "DTU scan24 (real)"})  # fmt: skip
+    """Result folder -> scene name shown."""
+    out: Path = REPO / "docs/results/glance.md"
+    """Markdown table to write."""
+
+    def main(self) -> None:
+        head = "| scene | " + " | ".join(title for title, _, _ in COLUMNS) + " |"
+        lines = [
+            "Novel views, PSNR (dB) / SSIM; backbone `vggt-small` (VGGT-1B's weights cannot be downloaded here), the "
+            "demo's head; 2 CPU threads; one training. Empty field and mean-colour image: the trivial "
+            "baselines. pending: the scene has no comparison yet.",
+            "",
+            head,
+            "|---|" + "---:|" * len(COLUMNS),
+        ]
+        for folder, name in self.scenes.items():
+            path = self.compare / folder / "comparison.json"
+            rows = json.loads(path.read_text()) if path.is_file() else []
+            cells = [cell(find(rows, method, setting, "novel")) for _, method, setting in COLUMNS]
+            if not rows:
+                cells = ["pending"] * len(COLUMNS)
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.out.write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    tyro.cli(Glance).main()
