@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.tnerf-installed
 
-.PHONY: setup system-deps demo backbone-demo test test-fast fuzz lint bench results gpu-check gpu-wheels clean-venv
+.PHONY: setup system-deps demo backbone-demo test test-fast test-slow fuzz lint bench results gpu-check gpu-wheels clean-venv
 
 setup: $(STAMP)
 	@# optional system packages (libusb-1.0 for open3d, hence ns-export; Chromium for the viewer's browser test): the
@@ -37,11 +37,15 @@ backbone-demo: setup
 	$(PY) scripts/vggt_demo.py --images ../shared/data/nerf_synthetic/lego/train --out demo_output/vggt \
 		--backbone vggt-small --max-images 4 --size 140
 
+# every CLI and script end to end, in at most 10 minutes here; `make test-slow` runs the tests marked `long`
 test: setup
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q -m "not long"
 
 test-fast: setup
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q -m "not slow"
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q -m "not slow and not long"
+
+test-slow: setup
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q -m long
 
 # 400 hypothesis cases per reader (NeRF-MAE files, image files, dataset JSON): 1,200 in all; counts in
 # docs/results/fuzz.md (the test suite runs 40 per reader)

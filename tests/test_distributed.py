@@ -44,7 +44,7 @@ dist.barrier()
 dist.destroy_process_group()
 """
 
-pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
+pytestmark = [pytest.mark.slow, pytest.mark.long]  # DDP end to end: `make test-slow`
 
 
 @pytest.mark.parametrize("backbone", ["trained", "frozen-cached"])

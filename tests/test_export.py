@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, TINY_MODEL, ns
+from helpers import REPO, TINY_MODEL, ns, ns_here
 from optional import import_optional
 
 pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
@@ -91,7 +91,7 @@ def test_tsdf_and_poisson_meshes(o3d, trained, surface, tmp_path):
     vertices = np.asarray(mesh.vertices)
     assert len(mesh.triangles) > 0 and inside(vertices, -1, 1)
     print(f"tsdf: {len(vertices)} vertices, mean distance to the surface {mean_distance(vertices, surface):.4f}")
-    ns("ns-export", "poisson", "--load-config", str(trained), "--output-dir", str(tmp_path / "poisson"),
+    ns_here("ns-export", "poisson", "--load-config", str(trained), "--output-dir", str(tmp_path / "poisson"),
        "--num-points", "4000", "--normal-method", "open3d", "--texture-method", "point_cloud",
        "--num-rays-per-batch", "2048")  # fmt: skip
     mesh = o3d.io.read_triangle_mesh(str(tmp_path / "poisson" / "poisson_mesh.ply"))
@@ -102,6 +102,7 @@ def test_tsdf_and_poisson_meshes(o3d, trained, surface, tmp_path):
     assert distance < NEAR_SURFACE * BOX_SIDE
 
 
+@pytest.mark.long  # make test-slow; ns-export pointcloud runs in make test
 def test_pointcloud_in_scene_mode(o3d, trained, scenes, tmp_path):
     """A single-scene Blender-format dataset encoded from the trained head (0 iterations): the scene itself."""
     record = default_scene(scenes)
@@ -147,6 +148,6 @@ def test_export_mesh_script(o3d, trained, surface, tmp_path):
 
 def test_tsdf_of_a_dynamic_run(o3d, trained_dynamic, tmp_path):
     """tnerf-dynamic: the exporters see the default scene's first time state, rendered at the model's default time."""
-    ns("ns-export", "tsdf", "--load-config", str(trained_dynamic), "--output-dir", str(tmp_path / "tsdf"),
+    ns_here("ns-export", "tsdf", "--load-config", str(trained_dynamic), "--output-dir", str(tmp_path / "tsdf"),
        "--resolution", "32", "--downscale-factor", "1", "--texture-method", "tsdf")  # fmt: skip
     assert (tmp_path / "tsdf" / "tsdf_mesh.ply").stat().st_size > 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import TINY_MODEL, TRAINED_STEPS, empty_psnr, ns, refine_then_eval_prediction
+from helpers import TINY_MODEL, TRAINED_STEPS, empty_psnr, ns, ns_here, refine_then_eval_prediction
 
 pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
 
@@ -29,12 +29,13 @@ def trained_mlp(scenes, tmp_path_factory):
 
 
 def test_ns_eval_of_the_mlp_representation_beats_the_empty_field(trained_mlp, tmp_path):
-    ns("ns-eval", "--load-config", str(trained_mlp), "--output-path", str(tmp_path / "eval.json"))
+    ns_here("ns-eval", "--load-config", str(trained_mlp), "--output-path", str(tmp_path / "eval.json"))
     results = json.loads((tmp_path / "eval.json").read_text())["results"]
     floor = empty_psnr(trained_mlp)
     assert results["psnr"] >= floor + MLP_MARGIN_DB, f"held-out PSNR {results['psnr']:.2f} dB vs empty {floor:.2f} dB"
 
 
+@pytest.mark.long  # make test-slow; the tri-plane's scene mode runs in make test
 def test_scene_mode_starts_from_the_predicted_mlp(trained_mlp, scenes, tmp_path):
     """0 iterations (the hyper-network's prediction) and a few refinement steps of a Blender-format scene."""
     common = ["--machine.device-type", "cpu", "--output-dir", str(tmp_path), "--vis", "tensorboard",

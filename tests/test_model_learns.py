@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import empty_psnr, ns
+from helpers import empty_psnr, ns_here
 
 pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
 
@@ -16,7 +16,7 @@ MARGIN_DB = 3.0
 
 
 def test_held_out_psnr_beats_the_empty_field(trained, tmp_path):
-    ns("ns-eval", "--load-config", str(trained), "--output-path", str(tmp_path / "eval.json"))
+    ns_here("ns-eval", "--load-config", str(trained), "--output-path", str(tmp_path / "eval.json"))
     psnr = json.loads((tmp_path / "eval.json").read_text())["results"]["psnr"]
     floor = empty_psnr(trained)
     assert psnr >= floor + MARGIN_DB, f"held-out PSNR {psnr:.2f} dB vs empty field {floor:.2f} dB"

@@ -118,6 +118,7 @@ def test_nerfacto_trains_on_tnerf_photos(photos, tiny_weights, tmp_path):
         lpip_module.LearnedPerceptualImagePatchSimilarity = original
 
 
+@pytest.mark.long  # make test-slow; the dataparser's own test below runs in make test
 def test_ns_train_names_an_empty_photo_folder(tmp_path):
     import subprocess
 
@@ -131,17 +132,21 @@ def test_ns_train_names_an_empty_photo_folder(tmp_path):
     assert proc.returncode != 0 and f"{tmp_path / 'empty'}: no images" in proc.stdout + proc.stderr
 
 
-def test_evaluate_posefree_writes_results(scenes, tiny_weights, tmp_path):
-    """The evaluation script on a tiny scene with a 2-step tiny run: camera errors and both PSNRs."""
+def test_the_photos_dataparser_names_an_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    parser = TNeRFPhotosDataParserConfig(data=tmp_path / "empty", backbone="vggt-small", weights="random").setup()
+    with pytest.raises(Exception, match=f"{tmp_path / 'empty'}: no images"):
+        parser.get_dataparser_outputs("train")
+
+
+def test_evaluate_posefree_writes_results(scenes, trained, tiny_weights, tmp_path):
+    """The evaluation script on a tiny scene with the shared tiny run: camera errors and both PSNRs."""
     import subprocess
     import sys
 
     from helpers import REPO
 
-    ns("ns-train", "tnerf", "--machine.device-type", "cpu", "--max-num-iterations", "2", "--output-dir",
-       str(tmp_path / "runs"), "--experiment-name", "t", "--timestamp", "run", "--vis", "tensorboard",
-       "--pipeline.model.compute-lpips", "False", *TINY_MODEL, "tnerf-scenes", "--data", str(scenes))  # fmt: skip
-    trained = tmp_path / "runs" / "t" / "tnerf" / "run" / "config.yml"
+    # the shared tiny run (tests/helpers.py) stands in for a trained T-NeRF
     out = tmp_path / "results"
     args = ["--label", "tiny", "--backbone", "vggt-small", "--weights", str(tiny_weights), "--scenes", str(scenes),
             "--max-scenes", "1", "--tnerf-config", str(trained), "--out", str(out), "--work", str(tmp_path / "work"),

@@ -153,6 +153,7 @@ def test_a_finished_run_loads_without_the_checkpoint_it_started_from(small_scene
     assert pipe.model.config.pretrained == tmp_path / "gone"
 
 
+@pytest.mark.long  # make test-slow
 def test_interrupted_training_resumes_exactly(small_scenes, tmp_path):
     """6 steps straight == 3 steps, stop, resume with --load-dir for 3 more (same step, same weights). The learning
     rates decay over --schedule-steps, the whole run's length (by default each invocation's own length)."""

@@ -14,7 +14,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from helpers import BIN, REPO, TINY_MODEL, empty_psnr, env, ns, refine_then_eval_prediction
+from helpers import BIN, REPO, TINY_MODEL, empty_psnr, env, ns, ns_here, refine_then_eval_prediction
 from PIL import Image
 
 pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
@@ -49,11 +49,11 @@ def test_ns_render_dataset_and_camera_path(trained, scenes, tmp_path):
         ],
     }  # fmt: skip
     (tmp_path / "path.json").write_text(json.dumps(path))
-    ns("ns-render", "camera-path", "--load-config", str(trained), "--camera-path-filename", str(tmp_path / "path.json"),
+    ns_here("ns-render", "camera-path", "--load-config", str(trained), "--camera-path-filename", str(tmp_path / "path.json"),
        "--output-path", str(tmp_path / "frames"), "--output-format", "images")  # fmt: skip
     frames = sorted((tmp_path / "frames").glob("*"))
     assert len(frames) == 2 and np.asarray(Image.open(frames[0])).shape[:2] == (24, 32)
-    ns("ns-render", "spiral", "--load-config", str(trained), "--output-path", str(tmp_path / "spiral.mp4"),
+    ns_here("ns-render", "spiral", "--load-config", str(trained), "--output-path", str(tmp_path / "spiral.mp4"),
        "--seconds", "1", "--frame-rate", "3")  # fmt: skip
     assert (tmp_path / "spiral.mp4").stat().st_size > 0
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import ns, script
+from helpers import ns_here, script
 
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
 from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManagerConfig
@@ -35,7 +35,7 @@ def test_data_manager_uses_t0_t1_sources_and_evaluates_intermediate_times(dynami
 
 
 def test_ns_eval_and_interpolation_video(trained_dynamic, dynamic_scenes, tmp_path):
-    ns("ns-eval", "--load-config", str(trained_dynamic), "--output-path", str(tmp_path / "eval.json"))
+    ns_here("ns-eval", "--load-config", str(trained_dynamic), "--output-path", str(tmp_path / "eval.json"))
     assert np.isfinite(json.loads((tmp_path / "eval.json").read_text())["results"]["psnr"])
     meta = json.loads((dynamic_scenes / "synth_000000" / "transforms.json").read_text())
     c2w = np.asarray(meta["frames"][0]["transform_matrix"]).reshape(-1).tolist()
@@ -43,7 +43,7 @@ def test_ns_eval_and_interpolation_video(trained_dynamic, dynamic_scenes, tmp_pa
             "camera_path": [{"camera_to_world": c2w, "fov": 45.0, "aspect": 1.0, "render_time": t}
                             for t in (0.0, 0.5, 1.0)]}  # fmt: skip
     (tmp_path / "path.json").write_text(json.dumps(path))
-    ns("ns-render", "camera-path", "--load-config", str(trained_dynamic), "--camera-path-filename",
+    ns_here("ns-render", "camera-path", "--load-config", str(trained_dynamic), "--camera-path-filename",
        str(tmp_path / "path.json"), "--output-path", str(tmp_path / "sweep.mp4"))  # fmt: skip
     assert (tmp_path / "sweep.mp4").stat().st_size > 0
 
