@@ -61,6 +61,13 @@ def source_weight_loss(
     return F.binary_cross_entropy_with_logits(weight_logit[valid], alpha[valid].clamp(0, 1))
 
 
+def fraction_from_z_depth(
+    z: Float[Tensor, "*b"], t_near: Float[Tensor, "*b"], t_far: Float[Tensor, "*b"], dir_norm: Float[Tensor, "*b"]
+) -> Float[Tensor, "*b"]:
+    """Canonical z-depth -> where the point sits between the ray's box entry and exit (the LatentHead's depth)."""
+    return ((z * dir_norm - t_near) / (t_far - t_near).clamp_min(1e-4)).clamp(0, 1)
+
+
 def source_depth_loss(
     fraction: Float[Tensor, "s h w"],
     t_near: Float[Tensor, "s h w"],
@@ -72,9 +79,7 @@ def source_depth_loss(
 ) -> Optional[Tensor]:
     """The LatentHead's depth (as a fraction of each source ray inside the box) against ground-truth z-depth, on
     opaque pixels whose ray crosses the box."""
-    t_gt = target_z * dir_norm
-    span = (t_far - t_near).clamp_min(1e-4)
-    fraction_gt = ((t_gt - t_near) / span).clamp(0, 1)
+    fraction_gt = fraction_from_z_depth(target_z, t_near, t_far, dir_norm)
     mask = (target_z > 0) & valid & (alpha > 0.5)
     if not mask.any():
         return None

@@ -191,13 +191,24 @@ class SceneEncoder(nn.Module):
         self, aggregated: List[Optional[Tensor]], images: Tensor, intrinsics: Tensor, ctx: SceneContext
     ) -> Tuple[Float[Tensor, "3 c r r"], LiftedViews]:
         """LatentHead on the aggregated layers, then lifting of the per-pixel latents onto the tri-plane."""
+        cfg = self.config
         aggregated = [None if t is None else t.float() for t in aggregated]
+        if not cfg.backbone_features:
+            aggregated = [None if t is None else torch.zeros_like(t) for t in aggregated]
         head = self.latent_head(aggregated, tuple(images.shape[-2:]), self.vggt.patch_start_idx)
         c2w = self.box.cameras_to_canonical(ctx.c2w.to(self.device))
         features = head["features"][0]
-        if self.config.source_rgb_skip:
+        if cfg.source_rgb_skip:
             features = torch.cat([features, images], dim=1)
-        return self.lifter(features, head["depth_logit"][0], head["weight_logit"][0], c2w, intrinsics)
+        oracle_z = None
+        if cfg.lift_depth == "ground-truth":
+            if ctx.depth is None:
+                raise ValueError(f"scene {ctx.name}: --pipeline.model.lift-depth ground-truth needs depth maps of the "
+                                 "source views, and this data has none")  # fmt: skip
+            oracle_z = ctx.depth.to(self.device) / self.box.half_extent  # dataset -> canonical units
+        planes, lifted = self.lifter(features, head["depth_logit"][0], head["weight_logit"][0], c2w, intrinsics,
+                                     oracle_z=oracle_z)  # fmt: skip
+        return (planes if cfg.triplane_features else torch.zeros_like(planes)), lifted
 
     def forward(self, ctx: SceneContext) -> Tuple[Float[Tensor, "3 c r r"], LiftedViews]:
         """Source views of one scene -> tri-plane (and the lifted source pixels, for the source-view losses)."""

@@ -16,6 +16,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from tnerf_ns.geometry import pixel_rays, ray_box_intersection
+from tnerf_ns.losses import fraction_from_z_depth
 from tnerf_ns.splatting import bilinear_splat
 from tnerf_ns.triplane import MISSING_AXIS, plane_coordinates
 
@@ -87,8 +88,11 @@ class TriplaneLifter(nn.Module):
         weight_logit: Float[Tensor, "s H W"],
         c2w: Float[Tensor, "s 3 4"],
         intrinsics: Float[Tensor, "s 3 3"],
+        oracle_z: Optional[Float[Tensor, "s H W"]] = None,
     ) -> LiftedViews:
-        """3-D points, features and weights of the (pooled) source pixels; intrinsics are for the H x W maps."""
+        """3-D points, features and weights of the (pooled) source pixels; intrinsics are for the H x W maps.
+        ``oracle_z``: ground-truth canonical z-depth (0 = unknown) that replaces the predicted depth where known (the
+        diagnosis's oracle geometry)."""
         k = self.lift_stride
         if k > 1:
             features = F.avg_pool2d(features, k)
@@ -101,6 +105,9 @@ class TriplaneLifter(nn.Module):
         t_near, t_far = ray_box_intersection(origins, dirs, -1.0, 1.0)
         valid = t_far > t_near + 1e-4
         fraction = torch.sigmoid(depth_logit)
+        if oracle_z is not None:
+            z = F.interpolate(oracle_z[:, None], size=(h, w), mode="nearest")[:, 0]
+            fraction = torch.where(z > 0, fraction_from_z_depth(z, t_near, t_far, dir_norm), fraction)
         t = t_near + fraction * (t_far - t_near).clamp_min(0)
         points = origins + t[..., None] * dirs
         weights = torch.sigmoid(weight_logit) * valid
@@ -142,8 +149,8 @@ class TriplaneLifter(nn.Module):
             x = x + conv(F.gelu(x))
         return x
 
-    def forward(self, *maps: Tensor) -> Tuple[Float[Tensor, "3 c r r"], LiftedViews]:
+    def forward(self, *maps: Tensor, oracle_z: Optional[Tensor] = None) -> Tuple[Float[Tensor, "3 c r r"], LiftedViews]:
         """Lift (same arguments as :meth:`lift`), splat, refine: the planes and the lifted source pixels."""
-        lifted = self.lift(*maps)
+        lifted = self.lift(*maps, oracle_z=oracle_z)
         planes_in, lifted.plane_weight = self.splat(lifted.points, lifted.features, lifted.weights)
         return self.refine_planes(planes_in), lifted

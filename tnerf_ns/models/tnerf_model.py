@@ -79,6 +79,14 @@ class TNeRFModelConfig(ModelConfig):
     directly instead of through the backbone)."""
     lift_stride: int = 2
     """Source maps are pooled by this factor before lifting."""
+    lift_depth: Literal["predicted", "ground-truth"] = "predicted"
+    """Depth the lifting places source pixels at: the LatentHead's, or the data's ground truth where the source views
+    have it (diagnosis: oracle geometry; data without depth stops with an error naming the scene)."""
+    backbone_features: bool = True
+    """The LatentHead reads the backbone's tokens; False feeds it zeros (diagnosis: what the backbone carries)."""
+    triplane_features: bool = True
+    """The field reads the predicted tri-plane; False gives it zero planes, so only the shared MLP's prior on position
+    and direction is left (diagnosis: what the tri-plane carries)."""
     refine_layers: int = 2
     """Residual convolutions refining the splatted planes."""
     representation: Literal["triplane", "mlp", "mlp-film"] = "triplane"
