@@ -124,6 +124,8 @@ class DiagnosePrediction:
     """Name of this measurement (<out>/<label>.json)."""
     work: Path = REPO / "results_output/diagnosis"
     """Where the benchmark scenes are generated (once)."""
+    scenes: Optional[Path] = None
+    """An already rendered tnerf-scenes folder to use as the benchmark instead (its held-out scenes are measured)."""
     out: Path = REPO / "docs/results/diagnosis"
     """Results folder."""
     num_scenes: int = 8
@@ -155,6 +157,10 @@ class DiagnosePrediction:
 
     # ------------------------------------------------------------------ benchmark
     def benchmark(self) -> Path:
+        if self.scenes is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "benchmark.json").write_text(json.dumps({"scenes_folder": str(self.scenes)}, indent=2) + "\n")
+            return self.scenes
         scenes = self.work / "scenes"
         grids = self.work / "grids"
         commands = [

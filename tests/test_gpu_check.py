@@ -19,6 +19,7 @@ def digest(path):
 
 
 @pytest.mark.slow
+@pytest.mark.long  # make test-slow; gpu_check.py itself runs in make test (the two tests below)
 def test_dry_run_exercises_every_check(tmp_path):
     before = digest(GPU_REPORT)
     out = tmp_path / "gpu.md"

@@ -1,8 +1,5 @@
-"""The ``tnerf`` model: a scene encoder (source views -> tri-plane, :mod:`tnerf_ns.encoding`; or Plan A, the scene's
-MLP from a hyper-network, ``representation mlp`` / ``mlp-film``), the field decoding the prediction,
-hierarchical volume rendering (uniform, then importance samples) and the losses of :mod:`tnerf_ns.losses`.
-``tnerf-dynamic`` is the same model with the dynamic encoder (:mod:`tnerf_ns.models.tnerf_dynamic_model`).
-"""
+"""The ``tnerf`` model: a scene encoder (source views -> tri-plane, or Plan A's MLP), the field decoding the prediction,
+hierarchical volume rendering and the losses of :mod:`tnerf_ns.losses`; ``tnerf-dynamic`` swaps the encoder."""
 
 from __future__ import annotations
 
@@ -32,8 +29,7 @@ from tnerf_ns.models.loss_terms import model_losses
 from tnerf_ns.models.triplane_renderer import TriplaneRenderer
 from tnerf_ns.scene_context import ContextSource, SceneContext
 
-FAR_DEPTH = 1e6
-"""Depth reported for rays that see nothing (free space for the TSDF exporter)."""
+FAR_DEPTH = 1e6  # depth reported for rays that see nothing (free space for the TSDF exporter)
 
 
 @dataclass
@@ -80,13 +76,11 @@ class TNeRFModelConfig(ModelConfig):
     lift_stride: int = 2
     """Source maps are pooled by this factor before lifting."""
     lift_depth: Literal["predicted", "ground-truth"] = "predicted"
-    """Depth the lifting places source pixels at: the LatentHead's, or the data's ground truth where the source views
-    have it (diagnosis: oracle geometry; data without depth stops with an error naming the scene)."""
+    """Depth of the lifted source pixels: the LatentHead's, or the data's where known (diagnosis: oracle geometry)."""
     backbone_features: bool = True
-    """The LatentHead reads the backbone's tokens; False feeds it zeros (diagnosis: what the backbone carries)."""
+    """False: the LatentHead reads zeros instead of the backbone's tokens (diagnosis: what the backbone carries)."""
     triplane_features: bool = True
-    """The field reads the predicted tri-plane; False gives it zero planes, so only the shared MLP's prior on position
-    and direction is left (diagnosis: what the tri-plane carries)."""
+    """False: the field reads zero planes, the shared MLP's prior alone (diagnosis: what the tri-plane carries)."""
     refine_layers: int = 2
     """Residual convolutions refining the splatted planes."""
     representation: Literal["triplane", "mlp", "mlp-film"] = "triplane"
@@ -228,8 +222,7 @@ class TNeRFModel(Model):
         return self.get_outputs(ray_bundle, context)
 
     def get_outputs(self, ray_bundle: RayBundle, context: Optional[SceneContext] = None) -> Dict:  # type: ignore[override]
-        if context is None:
-            context = self.context_for_rays(ray_bundle)
+        context = context if context is not None else self.context_for_rays(ray_bundle)
         if not self.training:
             return self.render(ray_bundle, self.encoder.encode_cached(context))
         planes, lifted = self.encoder(context)
@@ -274,8 +267,7 @@ class TNeRFModel(Model):
         return outputs
 
     def get_rgba_image(self, outputs: Dict[str, Tensor], output_name: str = "rgb") -> Tensor:
-        """Alpha is the rendered opacity (nerfstudio gives 1 unless the background is random), so the point-cloud
-        and Poisson exporters keep only rays that hit something."""
+        """Alpha is the rendered opacity (nerfstudio's is 1): the point-cloud and Poisson exporters keep hits only."""
         rgba = super().get_rgba_image(outputs, output_name)  # raises when there is no accumulation output
         if self.renderer_rgb.background_color == "random":
             return rgba

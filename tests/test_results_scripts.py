@@ -1,0 +1,65 @@
+"""The scripts behind README's front page and the diagnosis: results_at_a_glance, front_picture, diagnose_prediction,
+on the shared tiny run and a generated scene."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from unittest import mock
+
+import pytest
+from helpers import REPO
+from PIL import Image
+
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
+
+
+def run(script: str, *args: str) -> str:
+    """A script run as ``python script args`` would, in this process (no second ~8 s of imports); its output."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with mock.patch.object(sys, "argv", [script, *args]), contextlib.redirect_stdout(out):
+        runpy.run_path(str(REPO / script), run_name="__main__")
+    return out.getvalue()
+
+
+def test_results_at_a_glance_reads_comparisons_and_says_pending(tmp_path):
+    row = {"method": "tnerf feed-forward", "setting": "K=4", "split": "novel", "psnr": 12.345, "ssim": 0.5}
+    empty = {"method": "empty field (background only)", "setting": "-", "split": "novel", "psnr": 9.0, "ssim": 0.6}
+    (tmp_path / "lego").mkdir()
+    (tmp_path / "lego" / "comparison.json").write_text(json.dumps([empty, row]))
+    out = tmp_path / "glance.md"
+    run("scripts/results_at_a_glance.py", "--compare", str(tmp_path), "--out", str(out))
+    lines = {line.split(" | ")[0]: line for line in out.read_text().splitlines() if line.startswith("| ")}
+    assert "| 12.35 / 0.500 | not measured | not measured | 9.00 / 0.600 |" in lines["| lego (Blender)"]
+    assert lines["| DTU scan24 (real)"].count("pending") == 5
+
+
+def test_front_picture_shows_sources_prediction_and_truth(trained, scenes, tmp_path):
+    out = tmp_path / "front.png"
+    printed = run("scripts/front_picture.py", "--tnerf-checkpoint", str(trained.parent / "nerfstudio_models"), "--data",
+               str(scenes / "synth_000003"), "--out", str(out), "--source-views", "2", "--scale", "1.0")  # fmt: skip
+    assert "prediction" in printed and "empty field" in printed
+    width, height = Image.open(out).size
+    assert width > 3 * 32 and height >= 32  # sources, prediction and ground truth side by side
+
+
+def test_diagnose_prediction_writes_every_row(trained, scenes, tmp_path):
+    out = tmp_path / "diagnosis"
+    run("scripts/diagnose_prediction.py", "--config", str(trained), "--scenes", str(scenes), "--out", str(out),
+        "--source-views", "1", "2",
+        "--knockout-k", "2", "--lego", "None", "--capacity-resolutions", "16", "--capacity-steps", "3",
+        "--capacity-rays", "64")  # fmt: skip
+    rows = json.loads((out / "demo-head.json").read_text())["rows"]
+    names = {r["row"] for r in rows}
+    assert {"predicted", "oracle depth", "no backbone features", "no tri-plane", "empty field",
+            "reprojection, GT depth", "constant depth"} <= names  # fmt: skip
+    assert {"capacity: planes 16, decoder frozen", "capacity: planes 16, decoder fitted"} <= names
+    predicted = [r for r in rows if r["row"] == "predicted"]
+    assert {(r["K"], r["split"]) for r in predicted} == {(1, "input"), (1, "novel"), (2, "input"), (2, "novel")}
+    assert all(r["views"] > 0 and r["psnr"] > 0 for r in predicted)
+    assert json.loads((out / "benchmark.json").read_text()) == {"scenes_folder": str(scenes)}
+    assert "| demo-head | generated | oracle depth | 2 | novel |" in (out / "diagnosis.md").read_text()
