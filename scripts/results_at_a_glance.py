@@ -27,7 +27,8 @@ COLUMNS: Tuple[Tuple[str, str, str], ...] = (
     ("empty field", "empty field", "-"),
     ("mean-colour image", "mean-colour image", "-"),
 )
-"""(column title, method name prefix in comparison.json, setting)."""
+"""(column title, method name prefix in comparison.json, setting); the mean-colour column is shown once a file has
+that row."""
 
 
 def find(rows: List[dict], method: str, setting: str, split: str) -> Optional[dict]:
@@ -52,21 +53,24 @@ class Glance:
     """Markdown table to write."""
 
     def main(self) -> None:
-        head = "| scene | " + " | ".join(title for title, _, _ in COLUMNS) + " |"
+        files = {folder: self.compare / folder / "comparison.json" for folder in self.scenes}
+        measured = {folder: json.loads(path.read_text()) for folder, path in files.items() if path.is_file()}
+        columns = [c for c in COLUMNS if c[0] != "mean-colour image"
+                   or any(find(rows, c[1], c[2], "novel") for rows in measured.values())]  # fmt: skip
+        head = "| scene | " + " | ".join(title for title, _, _ in columns) + " |"
         lines = [
             "Novel views, PSNR (dB) / SSIM; backbone `vggt-small` (VGGT-1B's weights cannot be downloaded here), the "
-            "demo's head; 2 CPU threads; one training. Empty field and mean-colour image: the trivial "
+            "demo's head; 2 CPU threads; one training each. Empty field (and mean-colour image where measured): the trivial "
             "baselines. pending: the scene has no comparison yet.",
             "",
             head,
-            "|---|" + "---:|" * len(COLUMNS),
+            "|---|" + "---:|" * len(columns),
         ]
         for folder, name in self.scenes.items():
-            path = self.compare / folder / "comparison.json"
-            rows = json.loads(path.read_text()) if path.is_file() else []
-            cells = [cell(find(rows, method, setting, "novel")) for _, method, setting in COLUMNS]
+            rows = measured.get(folder, [])
+            cells = [cell(find(rows, method, setting, "novel")) for _, method, setting in columns]
             if not rows:
-                cells = ["pending"] * len(COLUMNS)
+                cells = ["pending"] * len(columns)
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.out.write_text("\n".join(lines) + "\n")
