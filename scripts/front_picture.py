@@ -78,7 +78,7 @@ class FrontPicture:
         tiles = [labelled(to_uint8(on_white(dm.train_dataset.get_image_float32(int(i)))).resize((w // 2, h // 2)),
                           f"source {int(i)}") for i in entry.source_indices]  # fmt: skip
         rows = (len(tiles) + 1) // 2
-        sources = Image.new("RGB", (w, rows * (h // 2 + 18) - 18), "white")
+        sources = Image.new("RGB", (w, rows * (h // 2 + 18)), "white")
         for n, tile in enumerate(tiles):
             sources.paste(tile, ((n % 2) * (w // 2), (n // 2) * (h // 2 + 18)))
         panels = [sources, labelled(to_uint8(rgb), f"feed-forward K={len(tiles)}: {gain:.1f} dB"),
