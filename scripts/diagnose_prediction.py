@@ -386,8 +386,12 @@ def write_table(folder: Path) -> None:
     for path in sorted(folder.glob("*.json")):
         if path.name == "benchmark.json":
             continue
-        result = json.loads(path.read_text())
+        result, seen = json.loads(path.read_text()), set()
         for r in result["rows"]:
+            key = (r["data"], r["row"], r["K"], r["split"])
+            if key in seen:  # a baseline measured again beside another row
+                continue
+            seen.add(key)
             lines.append(f"| {result['label']} | {r['data']} | {r['row']} | {r['K'] if r['K'] else '-'} | {r['split']} "
                          f"| {fmt(r['psnr'], 2)} | {fmt(r['ssim'], 3)} | {fmt(r['abs_rel'], 3)} | {r['views']} | "
                          f"{fmt(r.get('seconds'), 1)} |")  # fmt: skip
