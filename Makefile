@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.tnerf-installed
 
-.PHONY: setup system-deps demo backbone-demo test test-fast test-slow fuzz lint bench results gpu-check gpu-wheels clean-venv
+.PHONY: setup system-deps demo backbone-demo test test-fast test-slow coverage fuzz lint bench results gpu-check gpu-wheels clean-venv
 
 setup: $(STAMP)
 	@# optional system packages (libusb-1.0 for open3d, hence ns-export; Chromium for the viewer's browser test): the
@@ -46,6 +46,10 @@ test-fast: setup
 
 test-slow: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q -m long
+
+# line coverage (in-process) of what `make test` runs, over tnerf_ns and scripts
+coverage: setup
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q -m "not long" --cov=tnerf_ns --cov=scripts --cov-report=term
 
 # 400 hypothesis cases per reader (NeRF-MAE files, image files, dataset JSON): 1,200 in all; counts in
 # docs/results/fuzz.md (the test suite runs 40 per reader)

@@ -25,9 +25,10 @@ from optional import import_optional
 pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def o3d():
-    """open3d (ns-export needs it; without libusb-1.0 it cannot import: skipped naming the apt package)."""
+    """open3d (ns-export needs it; without libusb-1.0 it cannot import: skipped naming the apt package). Session scope
+    and first in each test's arguments: the skip comes before the shared runs are built."""
     return import_optional("open3d")
 
 
