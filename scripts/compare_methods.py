@@ -51,7 +51,7 @@ from tnerf_ns.evaluation.protocol import (
     spread,
     training_seconds,
 )
-from tnerf_ns.evaluation.reprojection import ground_truth_depth, source_cloud, splat_image
+from tnerf_ns.evaluation.reprojection import camera_intrinsics, ground_truth_depth, source_cloud, splat_image
 
 CONSOLE = Console(width=120)
 CPU_EVAL_RAYS_PER_CHUNK = 1024
@@ -279,8 +279,7 @@ class CompareMethods:
         def renderer(dataset):
             def render(i: int) -> torch.Tensor:
                 cam = dataset.cameras[i]
-                intr = torch.tensor([[float(cam.fx), 0, float(cam.cx)], [0, float(cam.fy), float(cam.cy)], [0, 0, 1]])
-                return splat_image(points, colours, cam.camera_to_worlds.float(), intr, int(cam.height),
+                return splat_image(points, colours, cam.camera_to_worlds.float(), camera_intrinsics(cam), int(cam.height),
                                    int(cam.width), background)  # fmt: skip
 
             return render

@@ -49,8 +49,11 @@ from rich.console import Console
 from rich.progress import track
 
 from tnerf_ns.evaluation.protocol import on_white, spread, ssim
-from tnerf_ns.evaluation.reprojection import source_cloud, splat_image
+from tnerf_ns.evaluation.reprojection import camera_intrinsics, source_cloud, splat_image
 from tnerf_ns.report import psnr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evaluate_source_views import forget_predictions, setup_pipeline  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONSOLE = Console(width=120)
@@ -62,6 +65,8 @@ VARIANTS: Dict[str, Dict[str, object]] = {
     "no tri-plane": {"triplane_features": False},
 }
 """Row name -> model config fields set at inference."""
+KNOCKOUTS = ("no backbone features", "no tri-plane")
+"""Rows measured only at ``--knockout-k``."""
 
 
 def abs_rel(pred: torch.Tensor, truth: torch.Tensor) -> Optional[float]:
@@ -92,21 +97,11 @@ class Scorer:
 
 
 def pipeline_for(config, checkpoint: Path, switches: Dict[str, object]):
+    """``evaluate_source_views``' evaluation pipeline (on the CPU) with the row's model switches set."""
     config = copy.deepcopy(config)
-    config.pipeline.model.compute_lpips = False
-    config.pipeline.model.pretrained = checkpoint
-    config.machine.device_type = "cpu"
     for key, value in switches.items():
         setattr(config.pipeline.model, key, value)
-    pipeline = config.pipeline.setup(device="cpu", test_mode="test")
-    pipeline.eval()
-    return pipeline
-
-
-def forget(pipeline) -> None:
-    pipeline.model.encoder.plane_cache.clear()
-    pipeline.model.occupancy_cache.clear()
-    pipeline.datamanager.context_provider._contexts.clear()
+    return setup_pipeline(config, checkpoint, "cpu")
 
 
 def render(pipeline, camera) -> Dict[str, torch.Tensor]:
@@ -201,7 +196,7 @@ class DiagnosePrediction:
             largest = {e.scene_idx: provider.choose_sources(e.dataset, e.image_indices, max(self.source_views))
                        for e in dm.eval_scenes}  # fmt: skip
             for k in self.source_views:
-                if variant in ("no backbone features", "no tri-plane") and k not in self.knockout_k:
+                if variant in KNOCKOUTS and k not in self.knockout_k:
                     continue
                 scores = {name: {"input": Scorer(), "novel": Scorer()}
                           for name in (variant, "empty field", "reprojection, GT depth", "constant depth")}  # fmt: skip
@@ -209,7 +204,7 @@ class DiagnosePrediction:
                 for entry in dm.eval_scenes:
                     entry.source_indices = provider.choose_sources(entry.dataset, entry.image_indices, k)
                     assert set(entry.source_indices) <= set(largest[entry.scene_idx]), "source sets are not nested"
-                forget(pipeline)
+                forget_predictions(pipeline)
                 for entry in track(dm.eval_scenes, description=f"{variant} K={k}", console=CONSOLE, transient=True):
                     ds = entry.dataset
                     ctx = dm.context_provider.context(entry.scene_idx)
@@ -228,11 +223,8 @@ class DiagnosePrediction:
                             h, w = truth.shape[:2]
                             scores["empty field"][split].add(torch.ones_like(truth), truth)
                             if cloud is not None:
-                                cam = camera
-                                intr = torch.tensor([[float(cam.fx), 0, float(cam.cx)], [0, float(cam.fy), float(cam.cy)],
-                                                     [0, 0, 1]])  # fmt: skip
-                                splat = splat_image(cloud[0], cloud[1], cam.camera_to_worlds[0].float(), intr, h, w,
-                                                    torch.ones(3))  # fmt: skip
+                                splat = splat_image(cloud[0], cloud[1], camera.camera_to_worlds[0].float(),
+                                                    camera_intrinsics(camera), h, w, torch.ones(3))  # fmt: skip
                                 scores["reprojection, GT depth"][split].add(splat, truth)
                             if truth_depth is not None and (truth_depth > 0).any():
                                 constant = torch.full_like(truth_depth, float(truth_depth[truth_depth > 0].median()))
@@ -256,7 +248,7 @@ class DiagnosePrediction:
 
         for variant in [v for v in self.variants if v != "oracle depth"]:
             for k in self.source_views:
-                if variant in ("no backbone features", "no tri-plane") and k not in self.knockout_k:
+                if variant in KNOCKOUTS and k not in self.knockout_k:
                     continue
                 cfg = copy.deepcopy(config)
                 cfg.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=self.lego)

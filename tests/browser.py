@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+from tnerf_ns.system_deps import BROWSERS
 
 
 def find_browser() -> Optional[str]:

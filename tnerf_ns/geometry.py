@@ -193,6 +193,13 @@ def ray_box_intersection(
     return torch.minimum(t0, t1).amax(-1).clamp_min(0.0), torch.maximum(t0, t1).amin(-1)
 
 
+def fraction_from_z_depth(
+    z: Float[Tensor, "*b"], t_near: Float[Tensor, "*b"], t_far: Float[Tensor, "*b"], dir_norm: Float[Tensor, "*b"]
+) -> Float[Tensor, "*b"]:
+    """Canonical z-depth -> where the point sits between the ray's box entry and exit (the LatentHead's depth)."""
+    return ((z * dir_norm - t_near) / (t_far - t_near).clamp_min(1e-4)).clamp(0, 1)
+
+
 class CanonicalBox(torch.nn.Module):
     """Dataset coordinates <-> the canonical cube ``[-1, 1]^3`` the tri-plane covers: centred on the scene box and
     scaled by half its longest side (one canonical unit = ``half_extent`` dataset units)."""

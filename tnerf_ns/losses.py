@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from tnerf_ns.geometry import fraction_from_z_depth
+
 if TYPE_CHECKING:
     from tnerf_ns.heads.triplane_lifting import LiftedViews
 
@@ -59,13 +61,6 @@ def source_weight_loss(
     if not valid.any():
         return None
     return F.binary_cross_entropy_with_logits(weight_logit[valid], alpha[valid].clamp(0, 1))
-
-
-def fraction_from_z_depth(
-    z: Float[Tensor, "*b"], t_near: Float[Tensor, "*b"], t_far: Float[Tensor, "*b"], dir_norm: Float[Tensor, "*b"]
-) -> Float[Tensor, "*b"]:
-    """Canonical z-depth -> where the point sits between the ray's box entry and exit (the LatentHead's depth)."""
-    return ((z * dir_norm - t_near) / (t_far - t_near).clamp_min(1e-4)).clamp(0, 1)
 
 
 def source_depth_loss(

@@ -31,6 +31,9 @@ class SystemDep:
     """Python packages whose import fails without it."""
 
 
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+"""Executables of a Chromium-based browser (the viewer's browser test drives the first one found)."""
+
 SYSTEM_DEPS: Tuple[SystemDep, ...] = (
     SystemDep(
         "libusb-1.0",
@@ -43,7 +46,7 @@ SYSTEM_DEPS: Tuple[SystemDep, ...] = (
         "chromium",
         "chromium",
         "the viewer's browser test (tests/test_viewer_browser.py)",
-        lambda: any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
+        lambda: any(shutil.which(b) for b in BROWSERS),
     ),  # fmt: skip
 )
 

@@ -39,6 +39,12 @@ def project(
     return torch.stack([u, v], dim=-1), z
 
 
+def camera_intrinsics(camera) -> Float[Tensor, "3 3"]:
+    """The pixel intrinsics matrix of one nerfstudio camera (what :func:`project` and :func:`splat_image` take)."""
+    fx, fy, cx, cy = (float(v) for v in (camera.fx, camera.fy, camera.cx, camera.cy))
+    return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
 def splat_image(
     points: Float[Tensor, "n 3"],
     colours: Float[Tensor, "n 3"],

@@ -15,8 +15,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from tnerf_ns.geometry import pixel_rays, ray_box_intersection
-from tnerf_ns.losses import fraction_from_z_depth
+from tnerf_ns.geometry import fraction_from_z_depth, pixel_rays, ray_box_intersection
 from tnerf_ns.splatting import bilinear_splat
 from tnerf_ns.triplane import MISSING_AXIS, plane_coordinates
 
