@@ -17,7 +17,9 @@ themselves. lego's val split (16 views spread over it, 200x200) in scene mode, s
 * ``oracle depth``: the lifting places source pixels at their ground-truth depth (``--pipeline.model.lift-depth
   ground-truth``; generated scenes only): what perfect geometry would give this head;
 * ``no backbone features``: the LatentHead reads zeros instead of VGGT's tokens (``backbone-features False``);
-* ``no tri-plane``: the field reads zero planes (``triplane-features False``): the shared MLP's prior alone;
+* ``no tri-plane``: the field reads zero planes (``triplane-features False``): what the planes carry;
+* ``no projection branch``: the field reads planes only (``projected-views False``): what the source views'
+  projections carry (heads trained with the branch only);
 * ``empty field`` (the background), ``reprojection, GT depth`` (the K sources' pixels forward-splatted with
   ground-truth depth; on the input views this is the forward-splat bound), ``constant depth`` (abs-rel of the median
   ground-truth depth);
@@ -50,6 +52,7 @@ from rich.progress import track
 
 from tnerf_ns.evaluation.protocol import on_white, spread, ssim
 from tnerf_ns.evaluation.reprojection import camera_intrinsics, source_cloud, splat_image
+from tnerf_ns.fields.source_projection import planes_of
 from tnerf_ns.report import psnr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,9 +66,10 @@ VARIANTS: Dict[str, Dict[str, object]] = {
     "oracle depth": {"lift_depth": "ground-truth"},
     "no backbone features": {"backbone_features": False},
     "no tri-plane": {"triplane_features": False},
+    "no projection branch": {"projected_views": False},
 }
 """Row name -> model config fields set at inference."""
-KNOCKOUTS = ("no backbone features", "no tri-plane")
+KNOCKOUTS = ("no backbone features", "no tri-plane", "no projection branch")
 """Rows measured only at ``--knockout-k``."""
 
 
@@ -305,7 +309,7 @@ class DiagnosePrediction:
         novel = [i for i in entry.image_indices if i not in largest]
         ctx = dm.context_provider.context(entry.scene_idx)
         with torch.no_grad():
-            predicted = base.model.encoder(ctx)[0]
+            predicted = planes_of(base.model.encoder(ctx)[0])  # the planes alone: the representation's capacity
         # every pixel of every view of the scene, as rays, with its colour composited on white
         cameras = ds.cameras[torch.tensor(entry.image_indices)]
         truths = torch.stack([on_white(ds.get_image_float32(i)) for i in entry.image_indices])

@@ -1,5 +1,5 @@
-"""The diagnosis's config switches (--pipeline.model.lift-depth, backbone-features, triplane-features): each changes
-exactly what it names."""
+"""The diagnosis's config switches (--pipeline.model.lift-depth, backbone-features, triplane-features,
+projected-views): each changes exactly what it names."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 import torch
 from test_triplane import camera
 
+from tnerf_ns.fields.source_projection import TriplaneScene
 from tnerf_ns.geometry import CanonicalBox
 from tnerf_ns.heads.triplane_lifting import TriplaneLifter
 from tnerf_ns.models.tnerf_model import TNeRFModelConfig
@@ -39,7 +40,7 @@ def context(depth=None) -> SceneContext:
     return SceneContext(("s", 0), 0, "scene_a", images, torch.ones(k, h, w), c2w, intr, depth=depth)
 
 
-def encode(**switches) -> torch.Tensor:
+def encode(**switches) -> TriplaneScene:
     torch.manual_seed(0)
     encoder = TNeRFModelConfig(**SIZES, **switches).make_encoder(BOX).eval()
     with torch.no_grad():
@@ -48,10 +49,17 @@ def encode(**switches) -> torch.Tensor:
 
 def test_switches_change_the_prediction_as_named():
     default = encode()
-    assert torch.equal(encode(triplane_features=False), torch.zeros_like(default))
-    assert not torch.allclose(encode(backbone_features=False), default)
-    assert not torch.allclose(encode(lift_depth="ground-truth"), default)
-    torch.testing.assert_close(encode(), default)  # deterministic: the differences are the switches'
+    assert torch.equal(encode(triplane_features=False).planes, torch.zeros_like(default.planes))
+    assert not torch.allclose(encode(backbone_features=False).planes, default.planes)
+    oracle = encode(lift_depth="ground-truth")
+    assert not torch.allclose(oracle.planes, default.planes)
+    # the oracle depth reaches the projection branch's depth channel too
+    assert not torch.allclose(oracle.views.maps[:, -1], default.views.maps[:, -1])
+    no_views = encode(projected_views=False)
+    assert no_views.views is None and torch.equal(no_views.planes, default.planes)
+    again = encode()  # deterministic: the differences are the switches'
+    torch.testing.assert_close(again.planes, default.planes)
+    torch.testing.assert_close(again.views.maps, default.views.maps)
 
 
 def test_oracle_depth_without_depth_maps_names_the_scene():

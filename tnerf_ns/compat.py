@@ -197,6 +197,27 @@ def frame_the_scene_in_the_viewer() -> None:
     viewer.Viewer.init_scene = init_scene
 
 
+def batches_follow_the_machine_seed() -> None:
+    """nerfstudio seeds torch with ``--machine.seed`` but hands the seed to nobody; T-NeRF's batches (scenes, source
+    sets, rays) come from generators re-seeded every step so that resumed runs continue exactly. Give the run's seed
+    to the data manager config (``seed``, when left at None) before the pipeline is built, so that the batches
+    change with ``--machine.seed`` as the weights' initialisation does."""
+    from nerfstudio.engine import trainer
+
+    original = trainer.Trainer.setup
+    if getattr(original, "tnerf_guard", False):
+        return
+
+    def setup(self, *args, **kwargs):
+        datamanager = self.config.pipeline.datamanager
+        if hasattr(datamanager, "seed") and datamanager.seed is None:
+            datamanager.seed = self.config.machine.seed
+        return original(self, *args, **kwargs)
+
+    setup.tnerf_guard = True  # type: ignore[attr-defined]
+    trainer.Trainer.setup = setup
+
+
 def apply_base_patches() -> None:
     """The patches that need no nerfstudio import (applied when ``tnerf_ns`` is imported)."""
     allow_numpy_scalars_in_checkpoints()
@@ -210,3 +231,4 @@ def apply_nerfstudio_patches() -> None:
     blender_intrinsics_in_float32()
     models_build_without_lpips_weights()
     frame_the_scene_in_the_viewer()
+    batches_follow_the_machine_seed()

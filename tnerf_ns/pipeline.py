@@ -96,7 +96,9 @@ class TNeRFPipeline(VanillaPipeline):
     def get_train_loss_dict(self, step: int):
         # sample jitter etc. draw from torch's global generator: make it a function of (step, rank) too, so that a
         # run resumed from a checkpoint continues exactly as the uninterrupted run would
-        torch.manual_seed(2_000_003 * step + 7_919 * self.datamanager.local_rank_ + 42)
+        torch.manual_seed(
+            2_000_003 * step + 7_919 * self.datamanager.local_rank_ + 42 + 15_485_863 * self.datamanager.run_seed
+        )
         ray_bundle, batch = self.datamanager.next_train(step)
         model_outputs = self._model(ray_bundle, context=batch["context"])
         metrics_dict = self.model.get_metrics_dict(model_outputs, batch)

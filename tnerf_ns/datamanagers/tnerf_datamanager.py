@@ -37,6 +37,9 @@ class TNeRFDataManagerConfig(VanillaDataManagerConfig):
     _target: Type = field(default_factory=lambda: TNeRFDataManager)
     dataparser: AnnotatedDataParserUnion = field(default_factory=TNeRFScenesDataParserConfig)
     """Multi-scene data (tnerf-scenes) or any single-scene nerfstudio dataparser (scene mode)."""
+    seed: Optional[int] = None
+    """Seed of the batches (scenes, source sets, rays, query points). None: ns-train's --machine.seed (0 outside
+    ns-train)."""
     train_num_rays_per_batch: int = 1024
     """Target rays per step (all from one scene)."""
     eval_num_rays_per_batch: int = 1024
@@ -77,7 +80,8 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
     ) -> None:
         self.world_size_ = world_size
         self.local_rank_ = local_rank
-        self.generator = torch.Generator().manual_seed(1234 + local_rank)
+        self.run_seed = config.seed or 0
+        self.generator = torch.Generator().manual_seed(self.run_seed + 1234 + local_rank)
         self.tool_view: Optional[ToolView] = None  # set by setup_train outside training
         frame_the_scene_in_the_viewer()  # the viewer starts at viewer_camera() (a no-op without a viewer)
         super().__init__(config, device, test_mode, world_size, local_rank, **kwargs)
@@ -300,8 +304,9 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         return scenes[int(torch.randint(len(scenes), (1,), generator=self.generator))]
 
     def _seed(self, step: int, stream: int) -> None:
-        """Batches are a function of (step, rank): a run resumed with --load-dir continues exactly."""
-        self.generator.manual_seed(1_000_003 * step + 7_919 * self.local_rank_ + 104_729 * stream + 1234)
+        """Batches are a function of (seed, step, rank): a run resumed with --load-dir continues exactly."""
+        self.generator.manual_seed(1_000_003 * step + 7_919 * self.local_rank_ + 104_729 * stream + 1234
+                                   + 15_485_863 * self.run_seed)  # fmt: skip
 
     def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
         self.train_count += 1

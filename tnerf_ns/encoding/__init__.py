@@ -2,6 +2,13 @@
 
 from tnerf_ns.encoding.cache import BackboneOutputCache, LRUCache, weights_fingerprint
 from tnerf_ns.encoding.dynamic_encoder import DynamicSceneEncoder
-from tnerf_ns.encoding.encoder import SceneEncoder
+from tnerf_ns.encoding.encoder import PLANE_CACHE_SIZE, SceneEncoder
 
-__all__ = ["BackboneOutputCache", "DynamicSceneEncoder", "LRUCache", "SceneEncoder", "weights_fingerprint"]
+__all__ = [
+    "PLANE_CACHE_SIZE",
+    "BackboneOutputCache",
+    "DynamicSceneEncoder",
+    "LRUCache",
+    "SceneEncoder",
+    "weights_fingerprint",
+]

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import torch
-from jaxtyping import Float
+import torch.nn.functional as F
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor, nn
 
 from tnerf_ns.backbone import VGGT, VGGTLoadError, build_vggt, get_vggt_config, load_vggt
 from tnerf_ns.backbone.preprocess import resize_to_width
 from tnerf_ns.encoding.cache import BackboneOutputCache, LRUCache, weights_fingerprint
+from tnerf_ns.fields.source_projection import FAR_Z, SourceViews, TriplaneScene
 from tnerf_ns.geometry import CanonicalBox
 from tnerf_ns.heads.latent_head import LatentHead
 from tnerf_ns.heads.triplane_lifting import LiftedViews, TriplaneLifter
@@ -86,6 +87,8 @@ class SceneEncoder(nn.Module):
             cfg.lift_stride,
             cfg.refine_layers,
         )
+        # the projection branch's per-pixel view features (the predicted depth is appended as one more channel)
+        self.view_features = nn.Conv2d(cfg.feature_dim, cfg.projection_channels, 1) if cfg.source_projection else None
         self.backbone_cache: LRUCache = LRUCache(cfg.backbone_cache_size)
         self.plane_cache: LRUCache = LRUCache(PLANE_CACHE_SIZE)
         self._disk_cache: Optional[BackboneOutputCache] = None
@@ -118,7 +121,8 @@ class SceneEncoder(nn.Module):
 
     def trainable_parameters(self) -> List[nn.Parameter]:
         """Head and lifting (the backbone's parameters are a separate group)."""
-        return list(self.latent_head.parameters()) + list(self.lifter.parameters())
+        extra = list(self.view_features.parameters()) if self.view_features is not None else []
+        return list(self.latent_head.parameters()) + list(self.lifter.parameters()) + extra
 
     def train(self, mode: bool = True) -> "SceneEncoder":
         super().train(mode)
@@ -188,9 +192,16 @@ class SceneEncoder(nn.Module):
 
     # ------------------------------------------------------------------ head and lifting
     def head_and_lift(
-        self, aggregated: List[Optional[Tensor]], images: Tensor, intrinsics: Tensor, ctx: SceneContext
-    ) -> Tuple[Float[Tensor, "3 c r r"], LiftedViews]:
-        """LatentHead on the aggregated layers, then lifting of the per-pixel latents onto the tri-plane."""
+        self,
+        aggregated: List[Optional[Tensor]],
+        images: Tensor,
+        intrinsics: Tensor,
+        ctx: SceneContext,
+        colours: Optional[Tensor] = None,
+    ) -> Tuple[TriplaneScene, LiftedViews]:
+        """LatentHead on the aggregated layers, then lifting of the per-pixel latents onto the tri-plane; with the
+        projection branch the prediction keeps the source views (``colours``: the photos it samples, by default the
+        backbone's ``images``)."""
         cfg = self.config
         aggregated = [None if t is None else t.float() for t in aggregated]
         if not cfg.backbone_features:
@@ -208,21 +219,40 @@ class SceneEncoder(nn.Module):
             oracle_z = ctx.depth.to(self.device) / self.box.half_extent  # dataset -> canonical units
         planes, lifted = self.lifter(features, head["depth_logit"][0], head["weight_logit"][0], c2w, intrinsics,
                                      oracle_z=oracle_z)  # fmt: skip
-        return (planes if cfg.triplane_features else torch.zeros_like(planes)), lifted
+        planes = planes if cfg.triplane_features else torch.zeros_like(planes)
+        views = None
+        if self.view_features is not None and cfg.projected_views:
+            views = self.source_views(head["features"][0], lifted, images if colours is None else colours, c2w,
+                                      intrinsics)  # fmt: skip
+        return TriplaneScene(planes, views), lifted
 
-    def forward(self, ctx: SceneContext) -> Tuple[Float[Tensor, "3 c r r"], LiftedViews]:
+    def source_views(
+        self, features: Tensor, lifted: LiftedViews, colours: Tensor, c2w: Tensor, intrinsics: Tensor
+    ) -> SourceViews:
+        """The projection branch's view maps: head features reduced to ``projection_channels`` channels and the
+        lifted (predicted, or oracle) z-depth; colours capped at ``source_colour_width``."""
+        hw = tuple(features.shape[-2:])
+        z = torch.where(lifted.valid, lifted.t / lifted.dir_norm, torch.full_like(lifted.t, FAR_Z))
+        z = F.interpolate(z[:, None], size=hw, mode="bilinear", align_corners=False)
+        maps = torch.cat([self.view_features(features), z], dim=1)
+        colours = colours.to(self.device)
+        if colours.shape[-1] > self.config.source_colour_width:
+            colours = resize_to_width(colours, self.config.source_colour_width, 1)[0]
+        return SourceViews.from_cameras(colours, maps, c2w, intrinsics, hw)
+
+    def forward(self, ctx: SceneContext) -> Tuple[TriplaneScene, LiftedViews]:
         """Source views of one scene -> tri-plane (and the lifted source pixels, for the source-view losses)."""
         if self.vggt.device != self.device:
             self.vggt.to(self.device)
         images, intr = self.resize(ctx.images, ctx.intrinsics)
         self.check_source_budget(ctx, images)
-        return self.head_and_lift(self.aggregate(images, ctx.key), images, intr, ctx)
+        return self.head_and_lift(self.aggregate(images, ctx.key), images, intr, ctx, colours=ctx.images)
 
     def cache_key(self, ctx: SceneContext) -> tuple:
         """What identifies a prediction while the weights stay fixed."""
         return ctx.key
 
-    def encode_cached(self, ctx: SceneContext) -> Tensor:
+    def encode_cached(self, ctx: SceneContext) -> TriplaneScene:
         """Planes, encoded once per source set while the weights do not change (evaluation, rendering, viewer)."""
         if self.training:
             return self(ctx)[0]

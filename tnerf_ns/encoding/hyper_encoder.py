@@ -50,7 +50,8 @@ class HyperEncoderMixin:
     def __init__(self, config: "TNeRFModelConfig", box: CanonicalBox) -> None:
         super().__init__(config, box)  # type: ignore[call-arg]
         layers = self.latent_head.layers
-        del self.latent_head, self.lifter  # the tri-plane's head and lifting have no part here
+        del self.latent_head, self.lifter  # the tri-plane's head, lifting and projection branch have no part here
+        self.view_features = None
         self.latent_head = LayersRead(layers)
         mean, std = make_hyper_field(config).prediction_init()
         self.hyper_head = HyperNetwork(self.vggt.config.head_dim_in, layers, mean, std, config.hyper_code_dim)
@@ -59,7 +60,12 @@ class HyperEncoderMixin:
         return list(self.hyper_head.parameters())
 
     def head_and_lift(
-        self, aggregated: List[Optional[Tensor]], images: Tensor, intrinsics: Tensor, ctx: SceneContext
+        self,
+        aggregated: List[Optional[Tensor]],
+        images: Tensor,
+        intrinsics: Tensor,
+        ctx: SceneContext,
+        colours: Optional[Tensor] = None,
     ) -> Tuple[Float[Tensor, "d"], None]:
         """The hyper-network on the aggregated layers: the scene's MLP parameters (nothing is lifted)."""
         c2w = self.box.cameras_to_canonical(ctx.c2w.to(self.device))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import warnings
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
+import torch
 from jaxtyping import Float
+from nerfstudio.utils import colormaps
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor, nn
 from torchmetrics.functional import structural_similarity_index_measure
@@ -61,3 +63,14 @@ class ImageMetrics(nn.Module):
             if valid.any():
                 metrics["depth_abs_rel"] = float(((z_depth[valid] - gt_depth[valid]).abs() / gt_depth[valid]).mean())
         return metrics
+
+    def metrics_and_images(
+        self, outputs: Dict[str, Tensor], gt: Float[Tensor, "h w 3"], gt_depth: Optional[Tensor] = None
+    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        """What ``ns-eval`` reports for one rendered image (``gt`` composited like the render) and the images it
+        saves: ground truth beside the render, opacity and depth."""
+        z_depth = outputs["z_depth"][..., 0] if "z_depth" in outputs else None
+        metrics = self(outputs["rgb"], gt, z_depth, gt_depth)
+        acc = colormaps.apply_colormap(outputs["accumulation"])
+        depth = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
+        return metrics, {"img": torch.cat([gt, outputs["rgb"]], dim=1), "accumulation": acc, "depth": depth}

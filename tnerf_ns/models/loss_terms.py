@@ -13,16 +13,23 @@ if TYPE_CHECKING:
     from tnerf_ns.models.tnerf_model import TNeRFModel
 
 
+def blend_for_loss(model: "TNeRFModel", outputs: Dict, image: Tensor, key: str = "rgb") -> Tuple[Tensor, Tensor]:
+    """Prediction and ground truth composited on the model's background the way nerfstudio's losses compare them."""
+    return model.renderer_rgb.blend_background_for_loss_computation(
+        pred_image=outputs[key], pred_accumulation=outputs["accumulation"], gt_image=image.to(model.device)
+    )
+
+
 def model_losses(model: "TNeRFModel", outputs: Dict, batch: Dict) -> Dict[str, Tensor]:
     """Photometric losses (fine and coarse pass); in training also depth, the 3-D point losses, the source-view
     losses (tri-plane: the lifted source pixels) and the tri-plane regularisers."""
     cfg, half, device = model.config, model.box.half_extent, model.device
     image = batch["image"].to(device)
     terms: Dict[str, Tuple[float, Optional[Tensor]]] = {
-        "rgb_loss": (cfg.rgb_loss_mult, losses.photometric_loss(*model._blend(outputs, image)))
+        "rgb_loss": (cfg.rgb_loss_mult, losses.photometric_loss(*blend_for_loss(model, outputs, image)))
     }
     if cfg.coarse_rgb_loss_mult > 0:
-        pred_c, gt_c = model._blend(outputs, image, "rgb_coarse")
+        pred_c, gt_c = blend_for_loss(model, outputs, image, "rgb_coarse")
         terms["rgb_coarse_loss"] = (cfg.coarse_rgb_loss_mult, losses.photometric_loss(pred_c, gt_c))
     if not model.training:
         return {name: mult * value for name, (mult, value) in terms.items() if value is not None}

@@ -12,15 +12,14 @@ import torch.nn.functional as F
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.models.base_model import Model, ModelConfig
-from nerfstudio.utils import colormaps
 from torch import Tensor
 from torch.nn import Parameter
 
 from tnerf_ns.backbone.loading import DEFAULT_REPO, PRESET_INPUT_WIDTH, PRESET_WEIGHTS
-from tnerf_ns.encoding import LRUCache, SceneEncoder
-from tnerf_ns.encoding.encoder import PLANE_CACHE_SIZE
+from tnerf_ns.encoding import PLANE_CACHE_SIZE, LRUCache, SceneEncoder
 from tnerf_ns.encoding.hyper_encoder import HyperSceneEncoder, make_hyper_field
 from tnerf_ns.fields.scene_field import SceneConditionedField
+from tnerf_ns.fields.source_projection import Prediction, planes_of
 from tnerf_ns.fields.triplane_field import TriplaneField
 from tnerf_ns.geometry import CanonicalBox
 from tnerf_ns.models.checkpoints import load_model_weights, migrate_state_dict
@@ -76,13 +75,23 @@ class TNeRFModelConfig(ModelConfig):
     lift_stride: int = 2
     """Source maps are pooled by this factor before lifting."""
     lift_depth: Literal["predicted", "ground-truth"] = "predicted"
-    """Depth of the lifted source pixels: the LatentHead's, or the data's where known (diagnosis: oracle geometry)."""
+    """Depth of lifted source pixels: the LatentHead's, or the data's where known (diagnosis: oracle geometry)."""
     backbone_features: bool = True
     """False: the LatentHead reads zeros instead of the backbone's tokens (diagnosis: what the backbone carries)."""
     triplane_features: bool = True
-    """False: the field reads zero planes, the shared MLP's prior alone (diagnosis: what the tri-plane carries)."""
+    """False: the field reads zero planes (diagnosis: what the tri-plane carries)."""
     refine_layers: int = 2
     """Residual convolutions refining the splatted planes."""
+    source_projection: bool = True
+    """The projection branch: the field reads each query's projections into the source views and blends their colours."""
+    projection_channels: int = 8
+    """Per-pixel head features the projection branch samples (the predicted depth is one channel more)."""
+    projected_views: bool = True
+    """False: predictions carry no source views, the field reads planes only (diagnosis: what the branch carries)."""
+    projection_hidden: int = 16
+    """Width of the projection branch's per-view code."""
+    source_colour_width: int = 400
+    """The photos the projection branch samples are downscaled to at most this width (memory per scene)."""
     representation: Literal["triplane", "mlp", "mlp-film"] = "triplane"
     """What the head predicts per scene: a tri-plane decoded by a shared MLP; or Plan A, the scene's MLP itself from a
     hyper-network on the backbone's tokens, every weight and bias (mlp) or a FiLM modulation of a shared MLP."""
@@ -152,10 +161,7 @@ class TNeRFModelConfig(ModelConfig):
         return SceneEncoder(self, box) if self.representation == "triplane" else HyperSceneEncoder(self, box)
 
     def make_field(self) -> SceneConditionedField:
-        if self.representation == "triplane":
-            return TriplaneField(self.triplane_channels, self.mlp_width, self.mlp_layers, self.position_frequencies,
-                                 self.direction_levels)  # fmt: skip
-        return make_hyper_field(self)
+        return TriplaneField.from_config(self) if self.representation == "triplane" else make_hyper_field(self)
 
 
 class TNeRFModel(Model):
@@ -209,11 +215,11 @@ class TNeRFModel(Model):
         return self._provider().context_for_camera(camera, self.prediction_time)
 
     # ------------------------------------------------------------------ rendering
-    def render(self, ray_bundle: RayBundle, planes: Tensor) -> Dict[str, Tensor]:
-        """Hierarchical volume rendering of rays through one scene's tri-plane (training; the reference path)."""
+    def render(self, ray_bundle: RayBundle, planes: Prediction) -> Dict[str, Tensor]:
+        """Hierarchical volume rendering of rays through one scene's prediction (training; the reference path)."""
         return self.renderer.hierarchical(ray_bundle, planes, self.field)
 
-    def render_fast(self, ray_bundle: RayBundle, planes: Tensor, key: tuple) -> Dict[str, Tensor]:
+    def render_fast(self, ray_bundle: RayBundle, planes: Prediction, key: tuple) -> Dict[str, Tensor]:
         """Rendering with empty-space skipping; the occupancy grid of the prediction ``key`` is built once."""
         grid = self.occupancy_cache.get_or_compute(key, lambda: self.renderer.occupancy_grid(planes, self.field))
         return self.renderer.fast(ray_bundle, planes, self.field, grid)
@@ -225,14 +231,14 @@ class TNeRFModel(Model):
         context = context if context is not None else self.context_for_rays(ray_bundle)
         if not self.training:
             return self.render(ray_bundle, self.encoder.encode_cached(context))
-        planes, lifted = self.encoder(context)
-        outputs = self.render(ray_bundle, planes)
-        outputs["planes"] = planes
+        prediction, lifted = self.encoder(context)
+        outputs = self.render(ray_bundle, prediction)
+        outputs["planes"] = planes_of(prediction)
         outputs["lifted"] = lifted
         if context.points is not None:
             pts = context.points.positions.to(self.device)
             dirs = F.normalize(torch.randn_like(pts), dim=-1)
-            density, rgb = self.field.decode(planes, self.box.to_canonical(pts), dirs)
+            density, rgb = self.field.decode(prediction, self.box.to_canonical(pts), dirs)
             outputs["point_density"] = density[:, 0]  # per canonical unit
             outputs["point_rgb"] = rgb
         return outputs
@@ -275,11 +281,6 @@ class TNeRFModel(Model):
         return torch.cat([rgba[..., :3], accumulation.reshape(*rgba.shape[:-1], 1).to(rgba)], dim=-1)
 
     # ------------------------------------------------------------------ losses and metrics
-    def _blend(self, outputs: Dict, image: Tensor, key: str = "rgb") -> Tuple[Tensor, Tensor]:
-        return self.renderer_rgb.blend_background_for_loss_computation(
-            pred_image=outputs[key], pred_accumulation=outputs["accumulation"], gt_image=image.to(self.device)
-        )
-
     def get_metrics_dict(self, outputs: Dict, batch: Dict) -> Dict[str, Tensor]:
         image = batch["image"].to(self.device)
         return {"psnr": self.metrics.psnr(outputs["rgb"].detach(), self.renderer_rgb.blend_background(image))}
@@ -291,10 +292,5 @@ class TNeRFModel(Model):
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
     ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
         gt = self.renderer_rgb.blend_background(batch["image"].to(self.device))
-        rgb = outputs["rgb"]
         gt_depth = batch["depth_image"].to(self.device)[..., 0] if "depth_image" in batch else None
-        z_depth = outputs["z_depth"][..., 0] if "z_depth" in outputs else None
-        metrics = self.metrics(rgb, gt, z_depth, gt_depth)
-        acc = colormaps.apply_colormap(outputs["accumulation"])
-        depth = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
-        return metrics, {"img": torch.cat([gt, rgb], dim=1), "accumulation": acc, "depth": depth}
+        return self.metrics.metrics_and_images(outputs, gt, gt_depth)
