@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.tnerf-installed
 
-.PHONY: setup system-deps demo backbone-demo test test-fast test-slow coverage fuzz lint bench results gpu-check gpu-wheels clean-venv
+.PHONY: setup system-deps demo train-head backbone-demo test test-fast test-slow coverage fuzz lint bench results gpu-check gpu-wheels clean-venv
 
 setup: $(STAMP)
 	@# optional system packages (libusb-1.0 for open3d, hence ns-export; Chromium for the viewer's browser test): the
@@ -32,6 +32,11 @@ system-deps:
 
 demo: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/demo.py
+
+# The head shipped in tnerf_ns/weights (scene mode's start for vggt-small): generated scenes only, about 45 min on 2 CPU
+# threads (nothing else may run meanwhile); run it again after an interruption and it resumes
+train-head: setup
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/train_head.py
 
 backbone-demo: setup
 	$(PY) scripts/vggt_demo.py --images ../shared/data/nerf_synthetic/lego/train --out demo_output/vggt \

@@ -20,11 +20,33 @@ import tyro
 import yaml
 from rich.console import Console
 
+from tnerf_ns.models.checkpoints import HEAD_SETTINGS  # noqa: E402
+
 CONSOLE = Console(width=120)
-SETTINGS = ("backbone", "backbone_weights", "backbone_image_width", "feature_dim", "triplane_resolution",
-            "triplane_channels", "source_rgb_skip", "lift_stride", "refine_layers", "mlp_width", "mlp_layers",
-            "position_frequencies", "direction_levels")  # fmt: skip
+SETTINGS = ("backbone_weights", *HEAD_SETTINGS)
 """Model settings that must match the weights (passed as --pipeline.model.<name> flags)."""
+
+
+def backbone_record(model_cfg) -> dict:
+    """The frozen pre-trained backbone a head was trained on: its source, the file's sha256 and the fingerprint of
+    its weights (what loading checks). Empty for a backbone trained with the head (saved in the head itself)."""
+    import hashlib
+
+    from tnerf_ns.backbone import load_vggt
+    from tnerf_ns.encoding.cache import weights_fingerprint
+
+    weights = model_cfg.resolved_backbone_weights
+    if not weights:
+        return {}
+    vggt = load_vggt(weights, model_cfg.backbone)
+    record = {
+        "backbone_weights": str(weights),
+        "backbone_fingerprint": weights_fingerprint(vggt, extra=repr(vggt.config)),
+    }
+    path = Path(weights)
+    if path.is_file():
+        record["backbone_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return record
 
 
 @dataclass
@@ -51,7 +73,8 @@ class ExportHead:
         settings = {name: getattr(model_cfg, name) for name in SETTINGS if hasattr(model_cfg, name)}
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
         method = config.method_name
-        (self.out / "config.json").write_text(json.dumps({"method": method, "model": settings}, indent=2))
+        record = {"method": method, "model": settings, **backbone_record(model_cfg)}
+        (self.out / "config.json").write_text(json.dumps(record, indent=2))
         flags = " ".join(f"--pipeline.model.{k.replace('_', '-')} {v}" for k, v in settings.items() if v is not None)
         n = sum(v.numel() for v in weights.values())
         card = [
@@ -64,6 +87,10 @@ class ExportHead:
             "    --max-num-iterations 0 blender-data --data my_scene", "```", "",
             f"Trained from `{self.load_config}` on `{config.pipeline.datamanager.data}`.",
         ]  # fmt: skip
+        if record.get("backbone_fingerprint"):
+            card += ["", f"Backbone weights: `{record['backbone_weights']}` (file sha256 "
+                     f"`{record.get('backbone_sha256', 'n/a')}`, weights fingerprint `{record['backbone_fingerprint']}`); "
+                     "loading this head with other backbone weights stops with an error."]  # fmt: skip
         (self.out / "README.md").write_text("\n".join(card) + "\n")
         CONSOLE.print(f"[green]T-NeRF head written to {self.out} ({n:,} parameters)")
         return self.out

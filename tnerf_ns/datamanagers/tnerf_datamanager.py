@@ -169,6 +169,7 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
     def _build_scenes(self) -> None:
         self.unusable_eval_images: List[int] = []
         single = not self.eval_context_dataset.metadata.get("scenes")
+        self.scene_mode = single
         self.train_scenes = self._usable(self._scene_entries(self.train_dataset, training=True), single)
         if not self.train_scenes:
             raise ImageCheckError(f"{self.config.data}: no training scene has usable images (see the warnings above)")

@@ -4,13 +4,74 @@ written by older versions. Safe loading only."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
-from typing import Dict, MutableMapping
+from typing import TYPE_CHECKING, Dict, MutableMapping, Optional
 
 import torch
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from tnerf_ns.models.tnerf_model import TNeRFModelConfig
+
+SHIPPED_HEADS: Dict[str, Path] = {
+    "vggt-small": Path(__file__).resolve().parents[1] / "weights" / "tnerf-head-vggt-small"
+}
+"""Heads shipped with the package (``make train-head``), per backbone preset: the start of scene mode."""
+HEAD_SETTINGS = ("backbone", "backbone_image_width", "feature_dim", "triplane_resolution", "triplane_channels",
+                 "source_rgb_skip", "lift_stride", "refine_layers", "source_projection", "projection_channels",
+                 "projection_hidden", "representation", "mlp_width", "mlp_layers", "position_frequencies",
+                 "direction_levels")  # fmt: skip
+"""Model settings an exported head's weights depend on (its ``config.json`` records them)."""
+
+
+class HeadMismatchError(RuntimeError):
+    """A head's weights do not fit this run (other backbone weights, or other model settings)."""
+
+
+def shipped_head(config: "TNeRFModelConfig") -> Optional[Path]:
+    """The head shipped for this configuration's backbone preset when it runs on the preset's own weights (None when
+    there is none, or ``--pipeline.model.shipped-head False``); a head whose settings differ from the run's stops
+    with a message naming them."""
+    from tnerf_ns.backbone.loading import PRESET_WEIGHTS
+
+    folder = SHIPPED_HEADS.get(config.backbone)
+    if not config.shipped_head or folder is None or not (folder / HEAD_WEIGHTS).exists():
+        return None
+    if config.resolved_backbone_weights != PRESET_WEIGHTS[config.backbone]:
+        return None  # other backbone weights: the shipped head was not trained on them
+    recorded = json.loads((folder / "config.json").read_text())["model"]
+    own = {name: getattr(config, name) for name in HEAD_SETTINGS if name in recorded}
+    differ = {name: (recorded[name], own[name]) for name in own if _setting(own[name]) != recorded[name]}
+    if differ:
+        listed = ", ".join(f"{k} {v[0]!r} (this run: {v[1]!r})" for k, v in differ.items())
+        raise HeadMismatchError(
+            f"{folder}: the shipped head was trained with {listed}; use those settings, or start scene mode without "
+            "it: --pipeline.model.shipped-head False (a head trained from scratch on one scene)"
+        )
+    return folder
+
+
+def _setting(value):
+    return value if isinstance(value, (bool, int, float, str, type(None))) else str(value)
+
+
+def check_backbone(path: Path, fingerprint: str) -> None:
+    """A head records the backbone weights it was trained on (``backbone_fingerprint`` in its config.json): other
+    weights give other tokens, and the head's prediction would be meaningless."""
+    config = path / "config.json" if path.is_dir() else path.parent / "config.json"
+    if not config.exists():
+        return
+    recorded = json.loads(config.read_text()).get("backbone_fingerprint")
+    if recorded and recorded != fingerprint:
+        raise HeadMismatchError(
+            f"{path}: this head was trained on backbone weights with fingerprint {recorded[:12]}, and this run's "
+            f"backbone has {fingerprint[:12]}: load the head with the backbone weights it names in its README.md "
+            "(--pipeline.model.backbone-weights), or train a head for these weights"
+        )
+
 
 LEGACY_ENCODER_PREFIXES = ("backbone.", "latent_head.", "lifter.")
 """Model-level names of the encoder's parts before they moved into ``encoder.`` (T-NeRF 0.1, before the encoder
@@ -100,6 +161,11 @@ def load_model_weights(model: nn.Module, path: Path, missing_ok: bool = False) -
             raise
         CONSOLE.print(f"[yellow]{err}; not needed: the run's own checkpoint holds every weight")
         return
+    encoder = getattr(model, "encoder", None)
+    if encoder is not None and "backbone" in getattr(encoder, "_hidden", {}):  # a frozen pre-trained backbone
+        from tnerf_ns.encoding.cache import weights_fingerprint
+
+        check_backbone(resolve_pretrained(path), weights_fingerprint(encoder.vggt, extra=repr(encoder.vggt.config)))
     own = model.state_dict()
     mismatched = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
     if mismatched:

@@ -22,7 +22,7 @@ from tnerf_ns.fields.scene_field import SceneConditionedField
 from tnerf_ns.fields.source_projection import Prediction, planes_of
 from tnerf_ns.fields.triplane_field import TriplaneField
 from tnerf_ns.geometry import CanonicalBox
-from tnerf_ns.models.checkpoints import load_model_weights, migrate_state_dict
+from tnerf_ns.models.checkpoints import load_model_weights, migrate_state_dict, shipped_head
 from tnerf_ns.models.image_metrics import ImageMetrics
 from tnerf_ns.models.loss_terms import model_losses
 from tnerf_ns.models.triplane_renderer import TriplaneRenderer
@@ -63,6 +63,8 @@ class TNeRFModelConfig(ModelConfig):
     pretrained: Optional[Path] = None
     """Trained T-NeRF weights to start from (e.g. scene mode): a ``step-*.ckpt`` or its folder, an exported head
     folder (scripts/export_head.py), or a Hugging Face repo id holding one."""
+    shipped_head: bool = True
+    """Scene mode without --pipeline.model.pretrained starts from the head shipped for the backbone (tnerf_ns/weights)."""
     feature_dim: int = 32
     """Per-pixel latent width of the LatentHead."""
     triplane_resolution: int = 64
@@ -183,8 +185,9 @@ class TNeRFModel(Model):
         self.metrics = ImageMetrics(cfg.compute_lpips)
         # checkpoints written before the encoder module name its parts at the top level
         self.register_load_state_dict_pre_hook(lambda module, state, prefix, *args: migrate_state_dict(state, prefix))
-        if cfg.pretrained is not None:  # ns-eval, ns-render, viewer: the run's checkpoint follows, so it may be gone
-            load_model_weights(self, cfg.pretrained, missing_ok=bool(self.kwargs.get("run_checkpoint_follows")))
+        pretrained = cfg.pretrained or (shipped_head(cfg) if self.kwargs.get("scene_mode") else None)
+        if pretrained is not None:  # ns-eval, ns-render, viewer: the run's checkpoint follows, so it may be gone
+            load_model_weights(self, pretrained, missing_ok=bool(self.kwargs.get("run_checkpoint_follows")))
 
     def train(self, mode: bool = True) -> "TNeRFModel":
         super().train(mode)

@@ -1,0 +1,44 @@
+"""The head shipped in tnerf_ns/weights: which runs start from it, and the clear stops when it does not fit (other
+model settings, other backbone weights)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tnerf_ns.models import checkpoints
+from tnerf_ns.models.checkpoints import HEAD_WEIGHTS, HeadMismatchError, check_backbone, shipped_head
+from tnerf_ns.models.tnerf_model import TNeRFModelConfig
+
+
+def fake_head(folder, **settings):
+    folder.mkdir(parents=True)
+    (folder / HEAD_WEIGHTS).write_bytes(b"")
+    cfg = TNeRFModelConfig(backbone="vggt-small")
+    model = {name: getattr(cfg, name) for name in checkpoints.HEAD_SETTINGS}
+    model.update(settings)
+    (folder / "config.json").write_text(json.dumps({"model": model, "backbone_fingerprint": "abc123" * 8}))
+    return folder
+
+
+def test_scene_mode_starts_from_the_shipped_head_only_when_it_fits(tmp_path, monkeypatch):
+    head = fake_head(tmp_path / "head")
+    monkeypatch.setitem(checkpoints.SHIPPED_HEADS, "vggt-small", head)
+    assert shipped_head(TNeRFModelConfig(backbone="vggt-small")) == head
+    assert shipped_head(TNeRFModelConfig(backbone="vggt-small", shipped_head=False)) is None
+    assert shipped_head(TNeRFModelConfig(backbone="vggt-1b")) is None  # no head shipped for it
+    # other backbone weights: the head was not trained on them, scene mode starts from scratch
+    assert shipped_head(TNeRFModelConfig(backbone="vggt-small", backbone_weights=None)) is None
+    with pytest.raises(HeadMismatchError, match="triplane_resolution 64 .this run: 32.*shipped-head False"):
+        shipped_head(TNeRFModelConfig(backbone="vggt-small", triplane_resolution=32))
+    monkeypatch.setitem(checkpoints.SHIPPED_HEADS, "vggt-small", tmp_path / "absent")
+    assert shipped_head(TNeRFModelConfig(backbone="vggt-small")) is None
+
+
+def test_a_head_with_other_backbone_weights_stops_with_a_message(tmp_path):
+    head = fake_head(tmp_path / "head")
+    check_backbone(head, "abc123" * 8)  # the weights it names: fine
+    check_backbone(tmp_path, "anything")  # no config.json (a plain checkpoint folder): nothing to check
+    with pytest.raises(HeadMismatchError, match=r"head.*fingerprint abc123abc123.*backbone-weights"):
+        check_backbone(head, "ffff" * 16)
