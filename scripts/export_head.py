@@ -20,9 +20,11 @@ import tyro
 import yaml
 from rich.console import Console
 
+from tnerf_ns.backbone.loading import DEFAULT_REPO  # noqa: E402
 from tnerf_ns.models.checkpoints import HEAD_SETTINGS  # noqa: E402
 
 CONSOLE = Console(width=120)
+REPO = Path(__file__).resolve().parents[1]
 SETTINGS = ("backbone_weights", *HEAD_SETTINGS)
 """Model settings that must match the weights (passed as --pipeline.model.<name> flags)."""
 
@@ -39,8 +41,9 @@ def backbone_record(model_cfg) -> dict:
     if not weights:
         return {}
     vggt = load_vggt(weights, model_cfg.backbone)
+    shown = Path(weights).resolve().relative_to(REPO) if Path(weights).resolve().is_relative_to(REPO) else weights
     record = {
-        "backbone_weights": str(weights),
+        "backbone_weights": str(shown),
         "backbone_fingerprint": weights_fingerprint(vggt, extra=repr(vggt.config)),
     }
     path = Path(weights)
@@ -72,9 +75,12 @@ class ExportHead:
         save_file(weights, str(self.out / "model.safetensors"), metadata={"format": "tnerf-head-1"})
         settings = {name: getattr(model_cfg, name) for name in SETTINGS if hasattr(model_cfg, name)}
         settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
+        if settings.get("backbone_weights") == DEFAULT_REPO:  # the preset's own weights: no flag needed
+            del settings["backbone_weights"]
         method = config.method_name
         record = {"method": method, "model": settings, **backbone_record(model_cfg)}
         (self.out / "config.json").write_text(json.dumps(record, indent=2))
+        data = config.pipeline.datamanager.data or config.pipeline.datamanager.dataparser.data
         flags = " ".join(f"--pipeline.model.{k.replace('_', '-')} {v}" for k, v in settings.items() if v is not None)
         n = sum(v.numel() for v in weights.values())
         card = [
@@ -85,7 +91,7 @@ class ExportHead:
             "Use (the settings must match):", "", "```bash",
             f"ns-train {method} --pipeline.model.pretrained <this repo or folder> {flags} \\",
             "    --max-num-iterations 0 blender-data --data my_scene", "```", "",
-            f"Trained from `{self.load_config}` on `{config.pipeline.datamanager.data}`.",
+            f"Trained from `{self.load_config}` on `{data}`.",
         ]  # fmt: skip
         if record.get("backbone_fingerprint"):
             card += ["", f"Backbone weights: `{record['backbone_weights']}` (file sha256 "
