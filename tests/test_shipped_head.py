@@ -42,3 +42,28 @@ def test_a_head_with_other_backbone_weights_stops_with_a_message(tmp_path):
     check_backbone(tmp_path, "anything")  # no config.json (a plain checkpoint folder): nothing to check
     with pytest.raises(HeadMismatchError, match=r"head.*fingerprint abc123abc123.*backbone-weights"):
         check_backbone(head, "ffff" * 16)
+
+
+@pytest.mark.slow
+def test_scene_mode_with_nothing_trained_predicts_the_scene(tmp_path):
+    """The issue's first use: ``ns-train tnerf --pipeline.model.backbone vggt-small --max-num-iterations 0
+    blender-data --data <scene>`` gives a prediction with nothing trained first (the shipped head), well above the
+    empty field on the scene's held-out view; a scene generated from a seed the head never saw."""
+    import numpy as np
+    from helpers import make_scenes, ns, ns_here
+
+    head = checkpoints.SHIPPED_HEADS["vggt-small"]
+    assert (head / HEAD_WEIGHTS).is_file(), f"{head}: the shipped head is missing (make train-head)"
+    scenes = make_scenes(tmp_path, 1, 32, 10, "64x64", "--seed", "4242")
+    scene = next(p for p in scenes.iterdir() if (p / "transforms_train.json").is_file())
+    runs = tmp_path / "runs"
+    ns("ns-train", "tnerf", "--machine.device-type", "cpu", "--pipeline.model.backbone", "vggt-small",
+       "--max-num-iterations", "0", "--output-dir", str(runs), "--experiment-name", "s", "--timestamp", "ff",
+       "--vis", "tensorboard", "blender-data", "--data", str(scene))  # fmt: skip
+    config = runs / "s" / "tnerf" / "ff" / "config.yml"
+    ns_here("ns-eval", "--load-config", str(config), "--output-path", str(tmp_path / "eval.json"))
+    psnr = json.loads((tmp_path / "eval.json").read_text())["results"]["psnr"]
+    from helpers import empty_psnr
+
+    empty = empty_psnr(config)
+    assert np.isfinite(psnr) and psnr > empty + 3.0, (psnr, empty)

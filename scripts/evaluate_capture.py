@@ -1,0 +1,185 @@
+#!/usr/bin/env python
+"""Feed-forward scene mode (0 iterations) on a real capture, beside trivial baselines and the published figures.
+
+    python scripts/evaluate_capture.py                                   # DTU scan24, 3 / 6 / 9 input views
+    python scripts/evaluate_capture.py --pretrained outputs/.../nerfstudio_models --label my-head
+
+For each transforms file (``--data``/``transforms_{n}views.json`` for every ``--views``; or ``--data`` itself, a
+nerfstudio-data folder or file) the scene is encoded from all of its train views (``ns-train tnerf ...
+--max-num-iterations 0 nerfstudio-data --data <file>``: the shipped head, or ``--pretrained``) and each test view is
+rendered at full resolution and scored:
+
+* **PSNR / SSIM** on the full image;
+* **object-masked** where the capture has ``masks/<image name>`` (white = object): PSNR over the object pixels only
+  (the mean squared error of the pixels inside the mask, per image), SSIM with the background set to white in both
+  images: the definition of RegNeRF's evaluation code, which the published sparse-view DTU figures use;
+* **outside the mask** (the background: table, backdrop): PSNR over the pixels outside it;
+* beside: the **mean-colour image** (every pixel the mean colour of the input views), the **empty field** (the
+  renderer's white background) and the **nearest source photo** (the input view whose camera centre is closest,
+  shown as is: the next bar to beat).
+
+Writes ``<out>/<label>.json`` and ``<out>/capture.md`` (every label of the folder, with the published DTU figures of
+``../shared/reference/published_anchors.md``: other DTU scans, methods trained on DTU).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+import tyro
+from PIL import Image
+from rich.console import Console
+from rich.progress import track
+
+from tnerf_ns.evaluation.protocol import ssim
+
+REPO = Path(__file__).resolve().parents[1]
+CONSOLE = Console(width=120)
+PUBLISHED_DTU = {  # object-masked PSNR at 3 / 6 / 9 views, 15 DTU test scans (published_anchors.md, sparse-view DTU)
+    "pixelNeRF (feed-forward, trained on DTU)": (16.82, 19.11, 20.40),
+    "MVSNeRF (feed-forward, trained on DTU)": (18.63, 20.70, 22.40),
+    "MuRF (feed-forward, trained on DTU)": (21.31, 23.74, 25.28),
+    "RegNeRF (per scene, regularised)": (18.89, 22.20, 24.93),
+    "FreeNeRF (per scene, regularised)": (19.92, 23.25, 25.38),
+}
+
+
+def psnr_of(a: torch.Tensor, b: torch.Tensor, where: Optional[torch.Tensor] = None) -> float:
+    """PSNR of images in [0, 1]; ``where``: only these pixels."""
+    err = (a - b) ** 2
+    mse = err[where].mean() if where is not None else err.mean()
+    return float(-10 * torch.log10(mse.clamp_min(1e-10)))
+
+
+def masked_scores(pred: torch.Tensor, gt: torch.Tensor, mask: Optional[torch.Tensor]) -> Dict[str, float]:
+    out = {"psnr": psnr_of(pred, gt), "ssim": ssim(pred, gt)}
+    if mask is not None:
+        out["psnr_masked"] = psnr_of(pred, gt, mask)
+        white = torch.ones_like(gt)
+        m = mask[..., None].float()
+        out["ssim_masked"] = ssim(pred * m + white * (1 - m), gt * m + white * (1 - m))
+        out["psnr_outside"] = psnr_of(pred, gt, ~mask)
+    return out
+
+
+def read_mask(path: Path, hw) -> Optional[torch.Tensor]:
+    if not path.is_file():
+        return None
+    mask = np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0
+    if mask.shape != tuple(hw):
+        raise ValueError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, its image {hw[1]}x{hw[0]}")
+    return torch.from_numpy(mask > 0.5)
+
+
+@dataclass
+class EvaluateCapture:
+    """Scene-mode feed-forward prediction on a real capture against trivial baselines."""
+
+    data: Path = REPO.parent / "shared/data/dtu/scan24"
+    """A capture folder (nerfstudio-data) or a transforms file."""
+    views: List[int] = field(default_factory=lambda: [3, 6, 9])
+    """Input-view counts: ``transforms_{n}views.json`` of --data (empty: --data's own split)."""
+    pretrained: Optional[Path] = None
+    """T-NeRF weights (None: the head shipped in tnerf_ns/weights)."""
+    label: str = "shipped-head"
+    """Name of this measurement (<out>/<label>.json)."""
+    max_source_views: int = 8
+    """K for captures with more train views (farthest-point choice)."""
+    out: Path = REPO / "docs/results/capture"
+    """Results folder."""
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def pipeline(self, transforms: Path, num_views: int):
+        from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
+
+        from tnerf_ns.configs import tnerf_method
+
+        config = copy.deepcopy(tnerf_method.config)
+        config.pipeline.model.backbone = "vggt-small"
+        config.pipeline.model.compute_lpips = False
+        config.pipeline.model.pretrained = self.pretrained
+        config.pipeline.datamanager.dataparser = NerfstudioDataParserConfig(data=transforms)
+        config.pipeline.datamanager.data = transforms
+        config.pipeline.datamanager.num_source_views = num_views
+        config.machine.device_type = "cuda" if self.device == "cuda" else "cpu"
+        pipeline = config.pipeline.setup(device=self.device, test_mode="test")
+        pipeline.eval()
+        return pipeline
+
+    def measure(self, transforms: Path, num_views: int) -> Dict:
+        pipeline = self.pipeline(transforms, num_views)
+        dm = pipeline.datamanager
+        entry = dm.eval_scenes[0]
+        ctx = dm.context_provider.context(entry.scene_idx)
+        sources = ctx.images.permute(0, 2, 3, 1)  # [k, h, w, 3]
+        mean_colour = sources.reshape(-1, 3).mean(0)
+        centres = ctx.c2w[:, :, 3]
+        dataset = dm.eval_dataset
+        folder = transforms.parent if transforms.is_file() else transforms
+        rows: Dict[str, List[Dict[str, float]]] = {"prediction": [], "mean-colour image": [], "empty field": [],
+                                                   "nearest source photo": []}  # fmt: skip
+        for i in track(range(len(dataset)), description=f"{transforms.name}", console=CONSOLE, transient=True):
+            gt = dataset.get_image_float32(i)[..., :3]
+            mask = read_mask(folder / "masks" / Path(dataset.image_filenames[i]).name, gt.shape[:2])
+            camera = dataset.cameras[i : i + 1].to(pipeline.device)
+            with torch.no_grad():
+                pred = pipeline.model.get_outputs_for_camera(camera)["rgb"].cpu().clamp(0, 1)
+            nearest = int((centres - dataset.cameras.camera_to_worlds[i, :, 3]).norm(dim=-1).argmin())
+            photo = sources[nearest]
+            if photo.shape != gt.shape:
+                photo = torch.nn.functional.interpolate(photo.permute(2, 0, 1)[None], size=gt.shape[:2],
+                                                        mode="bilinear", align_corners=False)[0].permute(1, 2, 0)  # fmt: skip
+            candidates = {"prediction": pred, "mean-colour image": mean_colour.expand_as(gt),
+                          "empty field": torch.ones_like(gt), "nearest source photo": photo}  # fmt: skip
+            for name, image in candidates.items():
+                rows[name].append(masked_scores(image, gt, mask))
+        summary = {name: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for name, rs in rows.items()}
+        summary["images"] = len(dataset)
+        summary["source_views"] = len(ctx.images)
+        CONSOLE.print(f"{transforms.name}: {summary}")
+        return summary
+
+    def main(self) -> None:
+        files = [self.data / f"transforms_{n}views.json" for n in self.views] if self.views else [self.data]
+        results = {"data": str(self.data), "pretrained": str(self.pretrained or "shipped head"),
+                   "measured": datetime.now().isoformat(timespec="minutes"), "rows": {}}  # fmt: skip
+        for n, transforms in zip(self.views or [self.max_source_views], files):
+            if not transforms.exists():
+                raise FileNotFoundError(f"{transforms}: no such transforms file or capture folder")
+            results["rows"][transforms.name] = self.measure(transforms, n if self.views else self.max_source_views)
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / f"{self.label}.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_markdown(self.out)
+
+
+def write_markdown(folder: Path) -> None:
+    """``capture.md``: every label's rows, then the published sparse-view DTU figures."""
+    lines = ["| measured | data | views | row | PSNR | SSIM | PSNR object (masked) | SSIM masked | PSNR outside mask |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for path in sorted(folder.glob("*.json")):
+        result = json.loads(path.read_text())
+        for file, rows in result["rows"].items():
+            for name, r in rows.items():
+                if not isinstance(r, dict):
+                    continue
+                cells = [f"{r[k]:.2f}" if k in r else "-" for k in ("psnr",)] + [f"{r['ssim']:.3f}"]
+                cells += [f"{r['psnr_masked']:.2f}", f"{r['ssim_masked']:.3f}", f"{r['psnr_outside']:.2f}"] if (
+                    "psnr_masked" in r) else ["-", "-", "-"]  # fmt: skip
+                lines.append(f"| {path.stem} | {Path(result['data']).name} | {file} ({rows['source_views']} inputs) "
+                             f"| {name} | " + " | ".join(cells) + " |")  # fmt: skip
+    lines += ["", "Published object-masked PSNR on sparse-view DTU (3 / 6 / 9 views; the 15 DTU test scans, not scan24; "
+              "methods trained on DTU or optimised per scene; `published_anchors.md`):", "",
+              "| method | 3 | 6 | 9 |", "|---|---:|---:|---:|"]  # fmt: skip
+    lines += [f"| {name} | {a:.2f} | {b:.2f} | {c:.2f} |" for name, (a, b, c) in PUBLISHED_DTU.items()]
+    (folder / "capture.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    tyro.cli(EvaluateCapture).main()
