@@ -125,13 +125,16 @@ class BenchmarkAll:
             sections.append(f"| {r['scene']} | {r['device']} | {r['image']} | {r['ms']:.0f} | {r['rays_per_s']:.3g} | "
                             f"{r['lookups_per_s']:.3g} |")  # fmt: skip
         f = fieldb.main()
-        sections.append("\n## Tri-plane field and image rendering (48 + 96 field evaluations per ray)\n\n| device | "
+        sections.append("\n## Tri-plane field and image rendering (48 + 96 field evaluations per ray; K: source views "
+                        "the projection branch reads, 0 = planes alone)\n\n| device | K | "
                         "field fwd samples/s | fwd+bwd samples/s | " + " | ".join(f"{s}x{s} image ms" for s in
                                                                                    fieldb.sizes) + " |")  # fmt: skip
-        sections.append("|---|---:|---:|" + "---:|" * len(fieldb.sizes))
+        sections.append("|---|---:|---:|---:|" + "---:|" * len(fieldb.sizes))
         for r in f:
             imgs = " | ".join("skipped" if r[f"img{s}_ms"] is None else f"{r[f'img{s}_ms']:.0f}" for s in fieldb.sizes)
-            sections.append(f"| {r['device']} | {r['fwd_samples_s']:.3g} | {r['fwd_bwd_samples_s']:.3g} | {imgs} |")
+            sections.append(
+                f"| {r['device']} | {r['source_views']} | {r['fwd_samples_s']:.3g} | {r['fwd_bwd_samples_s']:.3g} | {imgs} |"
+            )
         s = encode_scaling(self.device, views, sizes, self.budget_seconds)
         sections.append(f"\n## T-NeRF encoding scaling ({self.device}, vggt-small; backbone + LatentHead + lifting)\n\n"
                         "| backbone width | source views | seconds | peak GB |\n|---:|---:|---:|---:|")  # fmt: skip

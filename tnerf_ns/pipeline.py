@@ -83,7 +83,9 @@ class TNeRFPipeline(VanillaPipeline):
             device=device,
             grad_scaler=grad_scaler,
             context_provider=self.datamanager.context_provider,
-            scene_mode=getattr(self.datamanager, "scene_mode", False),  # one scene: starts from the shipped head (when there is one)
+            scene_mode=getattr(
+                self.datamanager, "scene_mode", False
+            ),  # one scene: starts from the shipped head (when there is one)
             run_checkpoint_follows=test_mode != "val",  # eval_setup: a missing --pipeline.model.pretrained is fine
         )
         self.model.to(device)
