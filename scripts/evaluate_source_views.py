@@ -94,6 +94,8 @@ class EvaluateSourceViews:
     out: Path = REPO / "docs/results/method"
     """Folder of the results (<label>.json, method.md)."""
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
+    held_out_scenes: bool = True
+    """Also measure the run's held-out scenes (False: the Blender scenes only)."""
 
     def held_out(self) -> Dict[str, Dict]:
         config = yaml.load(self.config.read_text(), Loader=yaml.Loader)
@@ -133,7 +135,8 @@ class EvaluateSourceViews:
     def main(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         results = {"config": str(self.config), "measured": datetime.now().isoformat(timespec="minutes")}
-        results["held_out"] = self.held_out()
+        if self.held_out_scenes:
+            results["held_out"] = self.held_out()
         for scene in self.blender_scenes:
             if (scene / "transforms_train.json").is_file():
                 results[scene.name] = self.scene_mode(scene)
