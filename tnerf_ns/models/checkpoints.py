@@ -33,8 +33,8 @@ class HeadMismatchError(RuntimeError):
 
 def shipped_head(config: "TNeRFModelConfig") -> Optional[Path]:
     """The head shipped for this configuration's backbone preset when it runs on the preset's own weights (None when
-    there is none, or ``--pipeline.model.shipped-head False``); a head whose settings differ from the run's stops
-    with a message naming them."""
+    there is none, or ``--pipeline.model.shipped-head False``); when the run's model settings differ from the head's
+    it is not used, with a warning naming them."""
     from tnerf_ns.backbone.loading import PRESET_WEIGHTS
 
     folder = SHIPPED_HEADS.get(config.backbone)
@@ -45,12 +45,12 @@ def shipped_head(config: "TNeRFModelConfig") -> Optional[Path]:
     recorded = json.loads((folder / "config.json").read_text())["model"]
     own = {name: getattr(config, name) for name in HEAD_SETTINGS if name in recorded}
     differ = {name: (recorded[name], own[name]) for name in own if _setting(own[name]) != recorded[name]}
-    if differ:
+    if differ:  # the run asked for another model: it starts from scratch, and says why
         listed = ", ".join(f"{k} {v[0]!r} (this run: {v[1]!r})" for k, v in differ.items())
-        raise HeadMismatchError(
-            f"{folder}: the shipped head was trained with {listed}; use those settings, or start scene mode without "
-            "it: --pipeline.model.shipped-head False (a head trained from scratch on one scene)"
-        )
+        CONSOLE.print(f"[yellow]{folder}: not used, the shipped head was trained with {listed}; scene mode starts from "
+                      "scratch (use those settings to start from it; --pipeline.model.shipped-head False silences "
+                      "this)")  # fmt: skip
+        return None
     return folder
 
 
