@@ -94,6 +94,8 @@ class TriplaneField(SceneConditionedField):
         """Density (per canonical unit) and colour at canonical points; ``prediction`` is the planes, or a
         :class:`TriplaneScene` (planes and source views; a field without the branch ignores the views, one with it
         reads zeros for planes alone)."""
+        if directions is None:
+            directions = self._default_directions(points)
         feats = sample_planes(planes_of(prediction), points)  # channel-first [3c, n]
         w = self.trunk_in.weight
         pe_end = self.plane_dim + self.encoding_dim
@@ -102,8 +104,7 @@ class TriplaneField(SceneConditionedField):
         views = views_of(prediction) if self.projection is not None else None
         blended = seen = None
         if views is not None:
-            aggregate, blended, seen = self.projection(views, points, directions if directions is not None else
-                                                       self._default_directions(points))  # fmt: skip
+            aggregate, blended, seen = self.projection(views, points, directions)
             h = h.addmm_(aggregate, w[:, pe_end:].T)
         h = F.relu_(h)
         for layer in self.trunk_hidden:
@@ -112,8 +113,6 @@ class TriplaneField(SceneConditionedField):
         wc = self.color_in.weight
         c = torch.addmm(self.color_in.bias, h, wc[:, : h.shape[1]].T)
         if self.direction_encoding is not None:
-            if directions is None:
-                directions = self._default_directions(points)
             c = c.addmm_(self.encode_directions(directions), wc[:, h.shape[1] :].T)
         rgb = torch.sigmoid(self.color_out(F.relu_(c)))
         if blended is not None:
