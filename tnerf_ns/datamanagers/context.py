@@ -4,7 +4,8 @@ The context provider answers "which scene, and which source views" for a trainin
 viewer camera or an ``ns-render`` camera alike, from a camera alone: cameras of multi-scene datasets carry a global
 ``scene_idx``; cameras without one (viewer, camera paths, single-scene datasets) use the default scene. Source views
 are chosen deterministically, spread over the scene's cameras (farthest-point sampling of camera centres), and are
-never evaluation targets.
+never evaluation targets. Source photos with lens distortion are undistorted to pinhole images of the same intrinsics
+(:mod:`tnerf_ns.data.lens`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from nerfstudio.data.datasets.base_dataset import InputDataset
 from torch import Tensor
 
 from tnerf_ns.data.dataset import TNeRFDataset
+from tnerf_ns.data.lens import has_distortion, undistort_image
 from tnerf_ns.data.scene_points import ScenePointSampler
 from tnerf_ns.encoding.cache import LRUCache
 from tnerf_ns.scene_context import SceneContext
 
-__all__ = ["ContextProvider", "SceneContext", "SceneEntry", "TNeRFDataset", "farthest_point_views"]
+__all__ = ["ContextProvider", "SceneContext", "SceneEntry", "TNeRFDataset", "farthest_point_views", "undistorted_view"]
 
 
 def common_size(ds: InputDataset, indices: Sequence[int]) -> Tuple[int, int]:
@@ -42,6 +44,21 @@ def resize_view(view: Float[Tensor, "h w c"], size: Tuple[int, int], mode: str) 
     chw = view.permute(2, 0, 1)[None].float()
     smooth = {"antialias": True, "align_corners": False} if mode == "bilinear" else {}
     return torch.nn.functional.interpolate(chw, size=size, mode=mode, **smooth)[0].permute(1, 2, 0)
+
+
+def undistorted_view(view: Float[Tensor, "h w c"], cameras: Cameras, index: int, mode: str) -> Float[Tensor, "h w c"]:
+    """Photo ``index`` of ``cameras`` (``view``, at its own resolution, before any resize to the context's size) as
+    the pinhole image of the same intrinsics; ``view`` itself when the camera has no distortion. ``mode``:
+    ``"bilinear"`` for images, ``"nearest"`` for depth."""
+    params = cameras.distortion_params
+    if params is None or not has_distortion(params[index]):
+        return view
+    # the photo may differ from the camera's recorded size by rounding (camera_res_scale_factor): scale with it
+    sx, sy = view.shape[1] / float(cameras.width[index, 0]), view.shape[0] / float(cameras.height[index, 0])
+    fx, fy = float(cameras.fx[index, 0]) * sx, float(cameras.fy[index, 0]) * sy
+    cx, cy = float(cameras.cx[index, 0]) * sx, float(cameras.cy[index, 0]) * sy
+    out, _ = undistort_image(view.permute(2, 0, 1), fx, fy, cx, cy, params[index], mode=mode)
+    return out.permute(1, 2, 0)
 
 
 def stack_padded(
@@ -68,7 +85,7 @@ def not_pinhole(cameras: Cameras) -> Optional[str]:
     ``cameras``, or None."""
     if bool((cameras.camera_type != CameraType.PERSPECTIVE.value).any()):
         return "non-pinhole cameras (fisheye, equirectangular, ...)"
-    if cameras.distortion_params is not None and bool((cameras.distortion_params.abs() > 1e-6).any()):
+    if has_distortion(cameras.distortion_params):
         return "lens distortion parameters"
     return None
 
@@ -187,13 +204,17 @@ class ContextProvider:
         default_scene: Optional[int] = None,
         background: Optional[Tensor] = None,
         cache_size: int = 32,
+        undistort: bool = True,
     ) -> None:
+        """``undistort``: source photos with lens distortion become pinhole images of the same intrinsics before the
+        backbone (False reads them as pinhole, as before)."""
         if not scenes:
             raise ValueError("the context provider needs at least one scene")
         self.scenes: Dict[int, SceneEntry] = {s.scene_idx: s for s in scenes}
         self.default_scene = default_scene if default_scene is not None else scenes[0].scene_idx
         self.background = torch.ones(3) if background is None else background.cpu()
         self.cache_size = cache_size
+        self.undistort = undistort
         self._contexts: LRUCache[SceneContext] = LRUCache(cache_size)
         self._samplers: LRUCache[ScenePointSampler] = LRUCache(cache_size)
 
@@ -242,9 +263,16 @@ class ContextProvider:
             raise KeyError(f"scene {scene_idx} is not available (known: {sorted(self.scenes)[:10]} ...)")
         return self.scenes[scene_idx]
 
+    def _view(self, ds: TNeRFDataset, index: int, view: Tensor, size: Tuple[int, int], mode: str) -> Tensor:
+        """A source view (image or depth [h, w, c]) as the backbone reads it: undistorted at its own resolution (so
+        the camera's intrinsics apply unscaled), then resized to the context's ``size``."""
+        if self.undistort:
+            view = undistorted_view(view, ds.cameras, index, mode)
+        return resize_view(view, size, mode)
+
     def _rgba(self, ds: TNeRFDataset, indices: Sequence[int], size: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
         """Source images [k, 3, h, w] on the background, and alpha [k, h, w], at the context's ``size``."""
-        rgba = torch.stack([resize_view(ds.get_rgba(i), size, "bilinear") for i in indices])  # [k, h, w, 4]
+        rgba = torch.stack([self._view(ds, i, ds.get_rgba(i), size, "bilinear") for i in indices])  # [k, h, w, 4]
         alpha = rgba[..., 3]
         images = rgba[..., :3] * alpha[..., None] + self.background * (1 - alpha[..., None])
         return images.permute(0, 3, 1, 2).contiguous(), alpha
@@ -272,14 +300,22 @@ class ContextProvider:
         intr[:, 0, 2], intr[:, 1, 2], intr[:, 2, 2] = cams.cx[idx, 0] * sx, cams.cy[idx, 0] * sy, 1.0
         depths = [ds.get_depth(i) for i in truth]
         has_depth = all(d is not None for d in depths)
-        depth = torch.stack([resize_view(d[..., None], size, "nearest")[..., 0] for d in depths]) if has_depth else None
+        depth = None
+        if has_depth:
+            depth = torch.stack(
+                [self._view(ds, i, d[..., None], size, "nearest")[..., 0] for i, d in zip(truth, depths)]
+            )
+        # undistorted sources are other pixels than the same views read as pinhole: keep their cached outputs apart
+        params = cams.distortion_params
+        undistorted = self.undistort and params is not None and has_distortion(params[entry.inputs(source_set)])
         return SceneContext(
             key=(
                 entry.name,
                 tuple(entry.inputs(source_set)),
                 str(Path(ds.image_filenames[0]).parent),
                 tuple(images.shape),
-            ),
+            )
+            + (("undistorted",) if undistorted else ()),
             scene_idx=entry.scene_idx,
             name=entry.name,
             images=images,

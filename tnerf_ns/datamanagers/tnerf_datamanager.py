@@ -24,8 +24,9 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from tnerf_ns.compat import frame_the_scene_in_the_viewer
 from tnerf_ns.data.dataset import TNeRFDataset
 from tnerf_ns.data.image_check import ImageCheckError, damaged_images
+from tnerf_ns.data.lens import check_camera_model, has_distortion
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
-from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry, not_pinhole, stack_padded
+from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry, stack_padded
 from tnerf_ns.datamanagers.tool_view import ToolView, viewer_pose
 from tnerf_ns.encoding.cache import LRUCache
 
@@ -62,6 +63,9 @@ class TNeRFDataManagerConfig(VanillaDataManagerConfig):
     """Scene shown for cameras without a scene index (viewer, camera paths); default: the first held-out scene."""
     eval_intermediate_times_only: bool = True
     """Dynamic scenes: evaluate only views strictly between t0 and t1 (the interpolated moments)."""
+    undistort_sources: bool = True
+    """Source photos with OpenCV lens distortion are undistorted to pinhole images with the same intrinsics before the
+    backbone; False reads them as pinhole (for measuring what undistortion buys)."""
 
 
 class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
@@ -168,14 +172,20 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
 
     def _build_scenes(self) -> None:
         self.unusable_eval_images: List[int] = []
+        data = self.config.data or self.config.dataparser.data
+        for dataset in (self.train_dataset, self.eval_context_dataset):  # fisheye, equirectangular, ...: refused
+            check_camera_model(dataset.cameras, str(data))
         single = not self.eval_context_dataset.metadata.get("scenes")
         self.scene_mode = single
         self.train_scenes = self._usable(self._scene_entries(self.train_dataset, training=True), single)
         if not self.train_scenes:
             raise ImageCheckError(f"{self.config.data}: no training scene has usable images (see the warnings above)")
-        if (problem := not_pinhole(self.train_dataset.cameras)) is not None:
-            CONSOLE.print(f"[yellow]{self.config.data}: {problem}: source views are read as pinhole images (target rays "
-                          "follow the cameras); undistort the photos first (e.g. ns-process-data) for exact geometry")  # fmt: skip
+        if has_distortion(self.train_dataset.cameras.distortion_params):
+            if self.config.undistort_sources:
+                CONSOLE.print(f"{data}: lens distortion: source views are undistorted to pinhole images")
+            else:
+                CONSOLE.print(f"[yellow]{data}: lens distortion, --pipeline.datamanager.undistort-sources False: source "
+                              "views are read as pinhole images (target rays follow the distorted cameras)")  # fmt: skip
         if single:
             # scene mode: evaluation cameras see the scene encoded from the train split's source views
             self.eval_scenes = self.train_scenes
@@ -198,7 +208,11 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
             default = self.eval_scenes[0].scene_idx
         background = self.train_dataparser_outputs.alpha_color
         self.context_provider = ContextProvider(
-            list(scenes.values()), default, background=background, cache_size=self.config.scene_cache_size
+            list(scenes.values()),
+            default,
+            background=background,
+            cache_size=self.config.scene_cache_size,
+            undistort=self.config.undistort_sources,
         )
         self.shard(self.local_rank_, self.world_size_)
         self._images: LRUCache[Tuple[torch.Tensor, Optional[torch.Tensor]]] = LRUCache(self.config.scene_cache_size)
