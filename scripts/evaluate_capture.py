@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -92,11 +93,16 @@ class EvaluateCapture:
     """Name of this measurement (<out>/<label>.json)."""
     max_source_views: int = 8
     """K for captures with more train views (farthest-point choice)."""
+    surroundings: List[str] = field(default_factory=lambda: ["sources", "none"])
+    """--pipeline.model.surroundings values measured (one prediction row each): the source photos beyond the box,
+    or the flat background."""
+    max_views_scored: Optional[int] = None
+    """Score only the first N test views (quick looks; None: all)."""
     out: Path = REPO / "docs/results/capture"
     """Results folder."""
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
 
-    def pipeline(self, transforms: Path, num_views: int):
+    def pipeline(self, transforms: Path, num_views: int, surroundings: str):
         from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 
         from tnerf_ns.configs import tnerf_method
@@ -105,6 +111,7 @@ class EvaluateCapture:
         config.pipeline.model.backbone = "vggt-small"
         config.pipeline.model.compute_lpips = False
         config.pipeline.model.pretrained = self.pretrained
+        config.pipeline.model.surroundings = surroundings
         config.pipeline.datamanager.dataparser = NerfstudioDataParserConfig(data=transforms)
         config.pipeline.datamanager.data = transforms
         config.pipeline.datamanager.num_source_views = num_views
@@ -114,8 +121,10 @@ class EvaluateCapture:
         return pipeline
 
     def measure(self, transforms: Path, num_views: int) -> Dict:
-        pipeline = self.pipeline(transforms, num_views)
-        dm = pipeline.datamanager
+        pipelines = {
+            f"prediction (surroundings: {s})": self.pipeline(transforms, num_views, s) for s in self.surroundings
+        }
+        dm = next(iter(pipelines.values())).datamanager
         entry = dm.eval_scenes[0]
         ctx = dm.context_provider.context(entry.scene_idx)
         sources = ctx.images.permute(0, 2, 3, 1)  # [k, h, w, 3]
@@ -123,26 +132,38 @@ class EvaluateCapture:
         centres = ctx.c2w[:, :, 3]
         dataset = dm.eval_dataset
         folder = transforms.parent if transforms.is_file() else transforms
-        rows: Dict[str, List[Dict[str, float]]] = {"prediction": [], "mean-colour image": [], "empty field": [],
-                                                   "nearest source photo": []}  # fmt: skip
-        for i in track(range(len(dataset)), description=f"{transforms.name}", console=CONSOLE, transient=True):
+        names = [*pipelines, "mean-colour image", "empty field", "nearest source photo"]
+        rows: Dict[str, List[Dict[str, float]]] = {name: [] for name in names}
+        seconds: List[float] = []
+        count = len(dataset) if self.max_views_scored is None else min(self.max_views_scored, len(dataset))
+        for i in track(range(count), description=f"{transforms.name}", console=CONSOLE, transient=True):
             gt = dataset.get_image_float32(i)[..., :3]
             mask = read_mask(folder / "masks" / Path(dataset.image_filenames[i]).name, gt.shape[:2])
-            camera = dataset.cameras[i : i + 1].to(pipeline.device)
-            with torch.no_grad():
-                pred = pipeline.model.get_outputs_for_camera(camera)["rgb"].cpu().clamp(0, 1)
+            candidates = {}
+            for name, pipeline in pipelines.items():
+                camera = dataset.cameras[i : i + 1].to(pipeline.device)
+                start = time.perf_counter()
+                with torch.no_grad():
+                    candidates[name] = pipeline.model.get_outputs_for_camera(camera)["rgb"].cpu().clamp(0, 1)
+                seconds.append(time.perf_counter() - start)
             nearest = int((centres - dataset.cameras.camera_to_worlds[i, :, 3]).norm(dim=-1).argmin())
             photo = sources[nearest]
             if photo.shape != gt.shape:
                 photo = torch.nn.functional.interpolate(photo.permute(2, 0, 1)[None], size=gt.shape[:2],
                                                         mode="bilinear", align_corners=False)[0].permute(1, 2, 0)  # fmt: skip
-            candidates = {"prediction": pred, "mean-colour image": mean_colour.expand_as(gt),
-                          "empty field": torch.ones_like(gt), "nearest source photo": photo}  # fmt: skip
+            candidates.update({"mean-colour image": mean_colour.expand_as(gt), "empty field": torch.ones_like(gt),
+                               "nearest source photo": photo})  # fmt: skip
             for name, image in candidates.items():
                 rows[name].append(masked_scores(image, gt, mask))
+            if i == 0:  # a picture: each prediction, the nearest photo and the ground truth side by side
+                strip = torch.cat([*(candidates[n] for n in pipelines), photo, gt], dim=1)
+                picture = self.out / f"{self.label}-{transforms.stem}.png"
+                picture.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray((strip.numpy() * 255 + 0.5).astype(np.uint8)).save(picture)
         summary = {name: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for name, rs in rows.items()}
-        summary["images"] = len(dataset)
+        summary["images"] = count
         summary["source_views"] = len(ctx.images)
+        summary["seconds_per_image"] = float(np.median(seconds))
         CONSOLE.print(f"{transforms.name}: {summary}")
         return summary
 

@@ -20,8 +20,9 @@ from tnerf_ns.data.lens import (
     distort_normalised,
     has_distortion,
     undistort_image,
+    undistorted_view,
 )
-from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry, undistorted_view
+from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry
 
 PARAMS = torch.tensor([0.3, -0.05, 0.01, 0.0, 0.002, -0.003])  # strong pincushion, some tangential
 H = W = 128

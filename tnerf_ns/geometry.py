@@ -9,11 +9,14 @@ Everything works on arbitrary leading batch axes and is differentiable.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from tnerf_ns.placement import Placement
 
 OPENCV_TO_OPENGL = (1.0, -1.0, -1.0)
 """Camera-axis flips between the two conventions (y and z change sign; the map is its own inverse)."""
@@ -202,18 +205,50 @@ def fraction_from_z_depth(
 
 class CanonicalBox(torch.nn.Module):
     """Dataset coordinates <-> the canonical cube ``[-1, 1]^3`` the tri-plane covers: centred on the scene box and
-    scaled by half its longest side (one canonical unit = ``half_extent`` dataset units)."""
+    scaled by half its longest side (one canonical unit = ``half_extent`` dataset units). A box placed on a capture
+    (:mod:`tnerf_ns.placement`) is also rotated: its axes are the columns of ``rotation``; canonical coordinates are
+    then ``rotation^T (x - centre) / half_extent``. A ray keeps its parameter t in both frames."""
 
-    def __init__(self, aabb: Float[Tensor, "2 3"]) -> None:
+    def __init__(self, aabb: Float[Tensor, "2 3"], rotation: Optional[Float[Tensor, "3 3"]] = None) -> None:
         super().__init__()
         aabb = aabb.float()
+        half_extent = (aabb[1] - aabb[0]).max() / 2
         self.register_buffer("centre", aabb.mean(0), persistent=False)
-        self.register_buffer("half_extent", (aabb[1] - aabb[0]).max() / 2, persistent=False)
+        self.register_buffer("half_extent", half_extent, persistent=False)
+        # the box's own half sides in canonical units (a non-cubic scene box is sampled only where it reaches)
+        self.register_buffer("extent", (aabb[1] - aabb[0]) / 2 / half_extent, persistent=False)
+        self.register_buffer("rotation", None if rotation is None else rotation.float(), persistent=False)
+
+    @classmethod
+    def from_placement(cls, placement: "Placement") -> "CanonicalBox":
+        half = placement.half_extent
+        aabb = torch.stack([placement.centre - half, placement.centre + half])
+        return cls(aabb, placement.rotation)
 
     def to_canonical(self, positions: Float[Tensor, "*b 3"]) -> Float[Tensor, "*b 3"]:
-        return (positions - self.centre) / self.half_extent
+        local = positions - self.centre
+        return (local if self.rotation is None else local @ self.rotation) / self.half_extent
+
+    def from_canonical(self, positions: Float[Tensor, "*b 3"]) -> Float[Tensor, "*b 3"]:
+        world = positions * self.half_extent
+        return (world if self.rotation is None else world @ self.rotation.T) + self.centre
+
+    def directions_to_canonical(self, directions: Float[Tensor, "*b 3"]) -> Float[Tensor, "*b 3"]:
+        """Directions in the box's axes (unit length kept)."""
+        return directions if self.rotation is None else directions @ self.rotation
 
     def cameras_to_canonical(self, c2w: Float[Tensor, "*b 3 4"]) -> Float[Tensor, "*b 3 4"]:
         out = c2w.clone()
+        if self.rotation is not None:
+            out[..., :3, :3] = self.rotation.T @ c2w[..., :3, :3]
         out[..., :3, 3] = self.to_canonical(c2w[..., :3, 3])
         return out
+
+    def ray_span(
+        self, origins: Float[Tensor, "*b 3"], directions: Float[Tensor, "*b 3"]
+    ) -> Tuple[Float[Tensor, "*b"], Float[Tensor, "*b"]]:
+        """Entry and exit t of dataset-frame rays with the box (``t_far <= t_near``: a miss); t is the rays' own
+        parameter (a similarity transform keeps it)."""
+        o = self.to_canonical(origins)
+        d = self.directions_to_canonical(directions) / self.half_extent
+        return ray_box_intersection(o, d, -self.extent, self.extent)

@@ -83,9 +83,9 @@ class TNeRFPipeline(VanillaPipeline):
             device=device,
             grad_scaler=grad_scaler,
             context_provider=self.datamanager.context_provider,
-            scene_mode=getattr(
-                self.datamanager, "scene_mode", False
-            ),  # one scene: starts from the shipped head (when there is one)
+            # one scene: starts from the shipped head (when there is one), in the box placed on a capture
+            scene_mode=getattr(self.datamanager, "scene_mode", False),
+            placement=getattr(self.datamanager, "placement", None),
             run_checkpoint_follows=test_mode != "val",  # eval_setup: a missing --pipeline.model.pretrained is fine
         )
         self.model.to(device)

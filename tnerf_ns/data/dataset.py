@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 from jaxtyping import Float
+from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from torch import Tensor
 
@@ -49,3 +50,25 @@ class TNeRFDataset(InputDataset):
     def get_metadata(self, data: Dict) -> Dict:
         depth = self.get_depth(data["image_idx"])
         return {} if depth is None else {"depth_image": depth[..., None]}
+
+
+PER_IMAGE_METADATA = ("depth_filenames", "depth_scales")
+"""Dataparser metadata entries that are per-image lists."""
+
+
+def subset_outputs(outputs: DataparserOutputs, keep: List[int]) -> DataparserOutputs:
+    """The same dataparser outputs restricted to some images (per-image metadata lists are restricted too)."""
+    metadata = dict(outputs.metadata)
+    for key in PER_IMAGE_METADATA:
+        if metadata.get(key) is not None:
+            metadata[key] = [metadata[key][i] for i in keep]
+    return DataparserOutputs(
+        image_filenames=[outputs.image_filenames[i] for i in keep],
+        cameras=outputs.cameras[torch.tensor(keep, dtype=torch.long)],
+        alpha_color=outputs.alpha_color,
+        scene_box=outputs.scene_box,
+        mask_filenames=[outputs.mask_filenames[i] for i in keep] if outputs.mask_filenames else None,
+        metadata=metadata,
+        dataparser_transform=outputs.dataparser_transform,
+        dataparser_scale=outputs.dataparser_scale,
+    )

@@ -16,6 +16,8 @@ from jaxtyping import Bool, Float
 from nerfstudio.cameras.cameras import Cameras, CameraType
 from torch import Tensor
 
+from tnerf_ns.geometry import pixel_grid
+
 __all__ = [
     "SUPPORTED_CAMERA_TYPES",
     "UnsupportedCameraError",
@@ -112,11 +114,7 @@ def undistort_image(
         return torch.as_tensor(value, dtype=torch.float32, device=dev).reshape(-1).expand(k)[:, None, None]
 
     fx_, fy_, cx_, cy_ = (per_view(v) for v in (fx, fy, cx, cy))
-    v, u = torch.meshgrid(
-        torch.arange(h, dtype=torch.float32, device=dev) + 0.5,
-        torch.arange(w, dtype=torch.float32, device=dev) + 0.5,
-        indexing="ij",
-    )
+    u, v = pixel_grid(h, w, dev).unbind(-1)
     xy = torch.stack([(u - cx_) / fx_, (v - cy_) / fy_], dim=-1)  # [k, h, w, 2]
     xyd = distort_normalised(xy, params[:, None, None, :])
     px, py = xyd[..., 0] * fx_ + cx_, xyd[..., 1] * fy_ + cy_  # pixel position in the photo
@@ -129,3 +127,18 @@ def undistort_image(
     out = torch.where(distorted[:, None, None, None], out, batch)  # undistorted views stay bitwise the same
     valid = valid | ~distorted[:, None, None]
     return (out[0], valid[0]) if single else (out, valid)
+
+
+def undistorted_view(view: Float[Tensor, "h w c"], cameras: Cameras, index: int, mode: str) -> Float[Tensor, "h w c"]:
+    """Photo ``index`` of ``cameras`` (``view``, at its own resolution, before any resize to the context's size) as
+    the pinhole image of the same intrinsics; ``view`` itself when the camera has no distortion. ``mode``:
+    ``"bilinear"`` for images, ``"nearest"`` for depth."""
+    params = cameras.distortion_params
+    if params is None or not has_distortion(params[index]):
+        return view
+    # the photo may differ from the camera's recorded size by rounding (camera_res_scale_factor): scale with it
+    sx, sy = view.shape[1] / float(cameras.width[index, 0]), view.shape[0] / float(cameras.height[index, 0])
+    fx, fy = float(cameras.fx[index, 0]) * sx, float(cameras.fy[index, 0]) * sy
+    cx, cy = float(cameras.cx[index, 0]) * sx, float(cameras.cy[index, 0]) * sy
+    out, _ = undistort_image(view.permute(2, 0, 1), fx, fy, cx, cy, params[index], mode=mode)
+    return out.permute(1, 2, 0)

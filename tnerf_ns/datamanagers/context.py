@@ -23,12 +23,12 @@ from nerfstudio.data.datasets.base_dataset import InputDataset
 from torch import Tensor
 
 from tnerf_ns.data.dataset import TNeRFDataset
-from tnerf_ns.data.lens import has_distortion, undistort_image
+from tnerf_ns.data.lens import has_distortion, undistorted_view
 from tnerf_ns.data.scene_points import ScenePointSampler
 from tnerf_ns.encoding.cache import LRUCache
 from tnerf_ns.scene_context import SceneContext
 
-__all__ = ["ContextProvider", "SceneContext", "SceneEntry", "TNeRFDataset", "farthest_point_views", "undistorted_view"]
+__all__ = ["ContextProvider", "SceneContext", "SceneEntry", "TNeRFDataset", "farthest_point_views"]
 
 
 def common_size(ds: InputDataset, indices: Sequence[int]) -> Tuple[int, int]:
@@ -44,21 +44,6 @@ def resize_view(view: Float[Tensor, "h w c"], size: Tuple[int, int], mode: str) 
     chw = view.permute(2, 0, 1)[None].float()
     smooth = {"antialias": True, "align_corners": False} if mode == "bilinear" else {}
     return torch.nn.functional.interpolate(chw, size=size, mode=mode, **smooth)[0].permute(1, 2, 0)
-
-
-def undistorted_view(view: Float[Tensor, "h w c"], cameras: Cameras, index: int, mode: str) -> Float[Tensor, "h w c"]:
-    """Photo ``index`` of ``cameras`` (``view``, at its own resolution, before any resize to the context's size) as
-    the pinhole image of the same intrinsics; ``view`` itself when the camera has no distortion. ``mode``:
-    ``"bilinear"`` for images, ``"nearest"`` for depth."""
-    params = cameras.distortion_params
-    if params is None or not has_distortion(params[index]):
-        return view
-    # the photo may differ from the camera's recorded size by rounding (camera_res_scale_factor): scale with it
-    sx, sy = view.shape[1] / float(cameras.width[index, 0]), view.shape[0] / float(cameras.height[index, 0])
-    fx, fy = float(cameras.fx[index, 0]) * sx, float(cameras.fy[index, 0]) * sy
-    cx, cy = float(cameras.cx[index, 0]) * sx, float(cameras.cy[index, 0]) * sy
-    out, _ = undistort_image(view.permute(2, 0, 1), fx, fy, cx, cy, params[index], mode=mode)
-    return out.permute(1, 2, 0)
 
 
 def stack_padded(

@@ -16,19 +16,19 @@ import torch
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.configs.dataparser_configs import AnnotatedDataParserUnion
 from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
-from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.utils.dataloaders import FixedIndicesEvalDataloader, RandIndicesEvalDataloader
 from nerfstudio.model_components.ray_generators import RayGenerator
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from tnerf_ns.compat import frame_the_scene_in_the_viewer
-from tnerf_ns.data.dataset import TNeRFDataset
+from tnerf_ns.data.dataset import TNeRFDataset, subset_outputs
 from tnerf_ns.data.image_check import ImageCheckError, damaged_images
 from tnerf_ns.data.lens import check_camera_model, has_distortion
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
 from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry, stack_padded
 from tnerf_ns.datamanagers.tool_view import ToolView, viewer_pose
 from tnerf_ns.encoding.cache import LRUCache
+from tnerf_ns.placement import PlacementConfig, box_is_about_object, placed_box
 
 
 @dataclass
@@ -63,6 +63,8 @@ class TNeRFDataManagerConfig(VanillaDataManagerConfig):
     """Scene shown for cameras without a scene index (viewer, camera paths); default: the first held-out scene."""
     eval_intermediate_times_only: bool = True
     """Dynamic scenes: evaluate only views strictly between t0 and t1 (the interpolated moments)."""
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
+    """Where the tri-plane's box lives in scene mode (captures: placed from the cameras; see tnerf_ns.placement)."""
     undistort_sources: bool = True
     """Source photos with OpenCV lens distortion are undistorted to pinhole images with the same intrinsics before the
     backbone; False reads them as pinhole (for measuring what undistortion buys)."""
@@ -180,6 +182,13 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         self.train_scenes = self._usable(self._scene_entries(self.train_dataset, training=True), single)
         if not self.train_scenes:
             raise ImageCheckError(f"{self.config.data}: no training scene has usable images (see the warnings above)")
+        scene = self.train_scenes[0]  # scene mode: the box from the capture's cameras (x along the first source's)
+        cameras = scene.dataset.cameras[torch.tensor(scene.image_indices)]
+        first, about_object = (
+            scene.image_indices.index(scene.source_indices[0]),
+            box_is_about_object(self.config.dataparser),
+        )
+        self.placement = placed_box(self.config.placement, cameras, first, about_object) if single else None
         if has_distortion(self.train_dataset.cameras.distortion_params):
             if self.config.undistort_sources:
                 CONSOLE.print(f"{data}: lens distortion: source views are undistorted to pinhole images")
@@ -337,25 +346,3 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         entry = self._pick(self.eval_scenes)
         gen = self.eval_ray_generator if entry.dataset is self.eval_context_dataset else self.train_ray_generator
         return self._ray_batch(entry, gen, self.config.eval_num_rays_per_batch, False)
-
-
-PER_IMAGE_METADATA = ("depth_filenames", "depth_scales")
-"""Dataparser metadata entries that are per-image lists."""
-
-
-def subset_outputs(outputs: DataparserOutputs, keep: List[int]) -> DataparserOutputs:
-    """The same dataparser outputs restricted to some images (per-image metadata lists are restricted too)."""
-    metadata = dict(outputs.metadata)
-    for key in PER_IMAGE_METADATA:
-        if metadata.get(key) is not None:
-            metadata[key] = [metadata[key][i] for i in keep]
-    return DataparserOutputs(
-        image_filenames=[outputs.image_filenames[i] for i in keep],
-        cameras=outputs.cameras[torch.tensor(keep, dtype=torch.long)],
-        alpha_color=outputs.alpha_color,
-        scene_box=outputs.scene_box,
-        mask_filenames=[outputs.mask_filenames[i] for i in keep] if outputs.mask_filenames else None,
-        metadata=metadata,
-        dataparser_transform=outputs.dataparser_transform,
-        dataparser_scale=outputs.dataparser_scale,
-    )

@@ -104,7 +104,7 @@ def source_cloud(ctx, encoder=None) -> tuple[Float[Tensor, "n 3"], Float[Tensor,
     pooled = torch.nn.functional.adaptive_avg_pool2d(torch.cat([images, alpha[:, None]], 1).to(lifted.points), (h, w))
     mask = lifted.valid & (pooled[:, 3] > 0.5)
     box = encoder.box
-    world = lifted.points * box.half_extent + box.centre  # canonical cube -> dataset units
+    world = box.from_canonical(lifted.points)  # canonical cube -> dataset units
     return world[mask].cpu(), pooled[:, :3].permute(0, 2, 3, 1)[mask].cpu(), "LatentHead depth"
 
 

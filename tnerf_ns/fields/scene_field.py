@@ -44,7 +44,7 @@ class SceneConditionedField(Field):
         prediction (the name is kept from the tri-plane, the first representation)."""
         positions = box.to_canonical(ray_samples.frustums.get_positions())
         shape = positions.shape[:-1]
-        directions = ray_samples.frustums.directions.reshape(-1, 3)
+        directions = box.directions_to_canonical(ray_samples.frustums.directions.reshape(-1, 3))
         # samples outside the canonical box carry nothing (the prediction only covers the box); clamping keeps the
         # MLP's inputs bounded for them
         inside = (positions.abs() <= 1.0 + 1e-4).all(-1, keepdim=True).reshape(-1, 1)

@@ -115,6 +115,9 @@ class TNeRFModelConfig(ModelConfig):
     """Importance samples per ray, drawn from the coarse pass's weights."""
     background_color: Literal["white", "black", "random"] = "white"
     """Background behind the scene box."""
+    surroundings: Literal["auto", "sources", "none"] = "auto"
+    """What rays leaving the box see: sources = the surroundings in the source photos (a plane sweep beyond the box,
+    fields/source_surroundings.py); none = the background colour; auto = sources when the box is placed on a capture."""
     rgb_loss_mult: float = 1.0
     """Photometric loss (fine pass)."""
     coarse_rgb_loss_mult: float = 0.5
@@ -176,10 +179,12 @@ class TNeRFModel(Model):
         super().populate_modules()
         cfg = self.config
         self.context_provider: Optional[ContextSource] = self.kwargs.get("context_provider")
-        self.box = CanonicalBox(self.scene_box.aabb)
+        placement = self.kwargs.get("placement")  # a capture's box, from its cameras (tnerf_ns.placement)
+        self.box = CanonicalBox(self.scene_box.aabb) if placement is None else CanonicalBox.from_placement(placement)
         self.encoder = cfg.make_encoder(self.box)
         self.field = cfg.make_field()
-        self.renderer = TriplaneRenderer(cfg, self.box, self.scene_box.aabb)
+        surroundings = cfg.surroundings == "sources" or (cfg.surroundings == "auto" and placement is not None)
+        self.renderer = TriplaneRenderer(cfg, self.box, surroundings)
         self.renderer_rgb = self.renderer.renderer_rgb
         self.occupancy_cache = LRUCache(PLANE_CACHE_SIZE)
         self.metrics = ImageMetrics(cfg.compute_lpips)
