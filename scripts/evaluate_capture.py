@@ -43,6 +43,16 @@ from tnerf_ns.evaluation.protocol import ssim
 
 REPO = Path(__file__).resolve().parents[1]
 CONSOLE = Console(width=120)
+ROWS = (
+    "prediction (surroundings: sources)",
+    "prediction (surroundings: none, white)",
+    "surroundings alone (sweep, no tri-plane)",
+    "mean-colour image",
+    "empty field",
+    "nearest source photo",
+)
+"""Rows of every measurement: the prediction with the surroundings swept from the source photos behind the box, the
+same on the flat white background, the sweep alone, and the trivial baselines."""
 PUBLISHED_DTU = {  # object-masked PSNR at 3 / 6 / 9 views, 15 DTU test scans (published_anchors.md, sparse-view DTU)
     "pixelNeRF (feed-forward, trained on DTU)": (16.82, 19.11, 20.40),
     "MVSNeRF (feed-forward, trained on DTU)": (18.63, 20.70, 22.40),
@@ -93,16 +103,16 @@ class EvaluateCapture:
     """Name of this measurement (<out>/<label>.json)."""
     max_source_views: int = 8
     """K for captures with more train views (farthest-point choice)."""
-    surroundings: List[str] = field(default_factory=lambda: ["sources", "none"])
-    """--pipeline.model.surroundings values measured (one prediction row each): the source photos beyond the box,
-    or the flat background."""
+    occupancy_step: float = 1 / 64
+    """Step of the occupancy renderer in canonical units (the model's default is 1/128; a capture's box is mostly
+    occupied by a head trained on objects in a void, and marching it at 1/128 costs minutes per image here)."""
     max_views_scored: Optional[int] = None
     """Score only the first N test views (quick looks; None: all)."""
     out: Path = REPO / "docs/results/capture"
     """Results folder."""
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
 
-    def pipeline(self, transforms: Path, num_views: int, surroundings: str):
+    def pipeline(self, transforms: Path, num_views: int):
         from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 
         from tnerf_ns.configs import tnerf_method
@@ -111,7 +121,8 @@ class EvaluateCapture:
         config.pipeline.model.backbone = "vggt-small"
         config.pipeline.model.compute_lpips = False
         config.pipeline.model.pretrained = self.pretrained
-        config.pipeline.model.surroundings = surroundings
+        config.pipeline.model.surroundings = "sources"
+        config.pipeline.model.occupancy_step = self.occupancy_step
         config.pipeline.datamanager.dataparser = NerfstudioDataParserConfig(data=transforms)
         config.pipeline.datamanager.data = transforms
         config.pipeline.datamanager.num_source_views = num_views
@@ -121,42 +132,46 @@ class EvaluateCapture:
         return pipeline
 
     def measure(self, transforms: Path, num_views: int) -> Dict:
-        pipelines = {
-            f"prediction (surroundings: {s})": self.pipeline(transforms, num_views, s) for s in self.surroundings
-        }
-        dm = next(iter(pipelines.values())).datamanager
+        pipeline = self.pipeline(transforms, num_views)
+        model, dm = pipeline.model, pipeline.datamanager
         entry = dm.eval_scenes[0]
         ctx = dm.context_provider.context(entry.scene_idx)
+        prediction = model.encoder.encode_cached(ctx.to(model.device))
         sources = ctx.images.permute(0, 2, 3, 1)  # [k, h, w, 3]
         mean_colour = sources.reshape(-1, 3).mean(0)
         centres = ctx.c2w[:, :, 3]
         dataset = dm.eval_dataset
         folder = transforms.parent if transforms.is_file() else transforms
-        names = [*pipelines, "mean-colour image", "empty field", "nearest source photo"]
-        rows: Dict[str, List[Dict[str, float]]] = {name: [] for name in names}
+        rows: Dict[str, List[Dict[str, float]]] = {name: [] for name in ROWS}
         seconds: List[float] = []
         count = len(dataset) if self.max_views_scored is None else min(self.max_views_scored, len(dataset))
         for i in track(range(count), description=f"{transforms.name}", console=CONSOLE, transient=True):
             gt = dataset.get_image_float32(i)[..., :3]
             mask = read_mask(folder / "masks" / Path(dataset.image_filenames[i]).name, gt.shape[:2])
-            candidates = {}
-            for name, pipeline in pipelines.items():
-                camera = dataset.cameras[i : i + 1].to(pipeline.device)
-                start = time.perf_counter()
-                with torch.no_grad():
-                    candidates[name] = pipeline.model.get_outputs_for_camera(camera)["rgb"].cpu().clamp(0, 1)
-                seconds.append(time.perf_counter() - start)
+            camera = dataset.cameras[i : i + 1].to(pipeline.device)
+            start = time.perf_counter()
+            with torch.no_grad():  # one render on the flat background, then the surroundings composited behind it
+                model.renderer.surroundings = False
+                out = model.get_outputs_for_camera(camera)
+                model.renderer.surroundings = True
+                bundle = camera.generate_rays(camera_indices=0, keep_shape=True)
+                around = torch.cat([model.renderer.background(prediction, o, d) for o, d in zip(
+                    bundle.origins.reshape(-1, 3).split(16384), bundle.directions.reshape(-1, 3).split(16384))])  # fmt: skip
+            seconds.append(time.perf_counter() - start)
+            acc, flat = out["accumulation"].cpu(), out["rgb"].cpu()
+            around = around.reshape(flat.shape).cpu()
+            empty = torch.ones_like(gt)
             nearest = int((centres - dataset.cameras.camera_to_worlds[i, :, 3]).norm(dim=-1).argmin())
             photo = sources[nearest]
             if photo.shape != gt.shape:
                 photo = torch.nn.functional.interpolate(photo.permute(2, 0, 1)[None], size=gt.shape[:2],
                                                         mode="bilinear", align_corners=False)[0].permute(1, 2, 0)  # fmt: skip
-            candidates.update({"mean-colour image": mean_colour.expand_as(gt), "empty field": torch.ones_like(gt),
-                               "nearest source photo": photo})  # fmt: skip
+            candidates = dict(zip(ROWS, [(flat - empty * (1 - acc) + around * (1 - acc)).clamp(0, 1), flat.clamp(0, 1),
+                                         around, mean_colour.expand_as(gt), empty, photo]))  # fmt: skip
             for name, image in candidates.items():
                 rows[name].append(masked_scores(image, gt, mask))
-            if i == 0:  # a picture: each prediction, the nearest photo and the ground truth side by side
-                strip = torch.cat([*(candidates[n] for n in pipelines), photo, gt], dim=1)
+            if i == 0:  # a picture: the predictions, the surroundings alone, the nearest photo and the ground truth
+                strip = torch.cat([candidates[n] for n in (*ROWS[:3], ROWS[5])] + [gt], dim=1)
                 picture = self.out / f"{self.label}-{transforms.stem}.png"
                 picture.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray((strip.numpy() * 255 + 0.5).astype(np.uint8)).save(picture)
@@ -164,6 +179,8 @@ class EvaluateCapture:
         summary["images"] = count
         summary["source_views"] = len(ctx.images)
         summary["seconds_per_image"] = float(np.median(seconds))
+        summary["placement"] = None if dm.placement is None else {
+            "centre": dm.placement.centre.tolist(), "half_extent": dm.placement.half_extent}  # fmt: skip
         CONSOLE.print(f"{transforms.name}: {summary}")
         return summary
 
@@ -188,7 +205,7 @@ def write_markdown(folder: Path) -> None:
         result = json.loads(path.read_text())
         for file, rows in result["rows"].items():
             for name, r in rows.items():
-                if not isinstance(r, dict):
+                if not isinstance(r, dict) or "psnr" not in r:
                     continue
                 cells = [f"{r[k]:.2f}" if k in r else "-" for k in ("psnr",)] + [f"{r['ssim']:.3f}"]
                 cells += [f"{r['psnr_masked']:.2f}", f"{r['ssim_masked']:.3f}", f"{r['psnr_outside']:.2f}"] if (

@@ -6,8 +6,9 @@ parsed by ``nerfstudio-data`` or ``colmap`` has a box about the *cameras* (nerfs
 
 * centre: the point nearest to every camera's optical axis in the least-squares sense (the common look-at point),
   pulled slightly towards the cameras' mean look-at point so a forward-facing capture (parallel axes) stays defined;
-* half extent: the median over cameras of the half width each camera sees at that point's distance (its narrower
-  field of view), so the box holds what is framed in a typical photo; capped so no camera sits inside it;
+* half extent: the median over cameras of the half width each camera sees at that point's distance (along the
+  photo's longer side), so the box holds what is framed in a typical photo, as in the generated scenes the head
+  learned from (a box seen edge to edge); capped so no camera sits inside it;
 * orientation: z along the cameras' mean up vector, x along the first source camera's right vector (made
   orthogonal), so the tri-plane's axes follow the capture and not the frame the poses happen to be written in.
 
@@ -78,10 +79,10 @@ def placement_from_cameras(cameras: Cameras, first: int = 0, scale: float = 1.0)
     forwards = -c2w[:, :, 2]  # OpenGL: the camera looks along -z
     centre = look_at_point(origins, forwards)
     distance = (origins - centre).norm(dim=-1)
-    # half width seen at the centre's distance through the narrower side of each photo
+    # half width seen at the centre's distance along the longer side of each photo
     half_w = cameras.width[:, 0].double() / 2 / cameras.fx[:, 0].double()
     half_h = cameras.height[:, 0].double() / 2 / cameras.fy[:, 0].double()
-    seen = (distance * torch.minimum(half_w, half_h)).median()
+    seen = (distance * torch.maximum(half_w, half_h)).median()
     half_extent = min(float(seen) * scale, 0.9 * float(distance.min()) / 3**0.5)  # cameras stay outside the cube
     z = up.mean(0)
     if float(z.norm()) < 1e-3 * float(up.norm(dim=-1).mean()):  # cameras rolled every way: the first one's up

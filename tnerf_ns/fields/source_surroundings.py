@@ -18,7 +18,7 @@ from torch import Tensor
 
 from tnerf_ns.fields.source_projection import SourceViews
 
-SWEEP_DEPTHS = 32
+SWEEP_DEPTHS = 24
 """Candidate depths per ray."""
 SWEEP_FAR = 100.0
 """Farthest candidate, in canonical units (the box is 2 across)."""
