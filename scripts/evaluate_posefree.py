@@ -214,6 +214,8 @@ def write_markdown(folder: Path) -> None:
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for path in sorted(folder.glob("*.json")):
         res = json.loads(path.read_text())
+        if "scenes" not in res:  # a real capture's cameras (scripts/evaluate_posefree_capture.py, its own table)
+            continue
         rows = list(res["scenes"].values())
         mean = lambda *keys: float(np.mean([_get(r, keys) for r in rows]))  # noqa: E731
         psnrs = ("—", "—", "—")
