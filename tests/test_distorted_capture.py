@@ -1,12 +1,13 @@
 """Lens distortion of source views end to end: a generated scene photographed through a strong OpenCV lens gives the
 shipped head's prediction of the pinhole photos when its sources are undistorted, and a clearly worse one when they
-are read as pinhole (``--pipeline.datamanager.undistort-sources False``)."""
+are read as pinhole (``--pipeline.datamanager.undistort-sources False``). The captures are nerfstudio-data in the
+scene's own frame with the object's box, as blender-data reads the scene: the box placed from the cameras is not what
+this test is about, and there the untrained prediction of a generated object is no better than the empty field."""
 
 from __future__ import annotations
 
 import copy
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -21,7 +22,9 @@ from tnerf_ns.models.checkpoints import HEAD_WEIGHTS
 
 K1, K2, P1, P2 = 2.0, 1.0, 0.02, -0.02
 """Strong pincushion with some tangential distortion: every photo pixel sees a pinhole point inside the frame, so the
-distorted photos are exact resamplings of the rendered ones."""
+distorted photos are exact resamplings of the rendered ones. The object fills the middle of the photos, where radial
+distortion moves pixels least: k1 0.6, k2 0.3 (15 px at the backbone's width in the corners) cost reading the photos as
+pinhole only about 1 dB; these coefficients move the corners 28 px there."""
 PARAMS = torch.tensor([K1, K2, 0.0, 0.0, P1, P2])  # nerfstudio's order: k1 k2 k3 k4 p1 p2
 
 
@@ -87,6 +90,9 @@ def pipeline(data, undistort: bool):
     config = copy.deepcopy(tnerf_method.config)
     config.pipeline.model.backbone = "vggt-small"
     config.pipeline.model.compute_lpips = False
+    config.pipeline.model.occupancy_resolution = (
+        32  # the empty-space grid of whole-image renders (default 64): 8x fewer decodes
+    )
     # the scene's own frame and box, as blender-data reads it (where the shipped head was measured): no re-centring,
     # re-orienting or re-scaling of the poses, the object's box [-0.5, 0.5]^3 instead of one placed from the cameras
     config.pipeline.datamanager.dataparser = NerfstudioDataParserConfig(
@@ -137,7 +143,7 @@ def test_undistorted_sources_predict_the_pinhole_capture(tmp_path):
     reference = pipes["pinhole"].datamanager
     reference_box = torch.tensor([[-0.5] * 3, [0.5] * 3])  # the generated object's box
     assert not reference.eval_dataset.cameras.distortion_params.abs().any()
-    for pipe in pipes.values():  # the same sources, the same box (from the same cameras), the same held-out views
+    for pipe in pipes.values():  # the same sources, the same box, the same held-out views
         dm = pipe.datamanager
         assert dm.train_scenes[0].source_indices == reference.train_scenes[0].source_indices
         assert dm.placement is None and torch.equal(pipe.model.scene_box.aabb, reference_box)
@@ -149,9 +155,11 @@ def test_undistorted_sources_predict_the_pinhole_capture(tmp_path):
     truths = [reference.eval_dataset.get_image_float32(i)[..., :3] for i in range(len(reference.eval_dataset))]
     psnr = {name: psnr_on(pipe, cameras, truths) for name, pipe in pipes.items()}
     # what the backbone was given: the undistorted sources are (up to resampling) the pinhole photos
-    contexts = {name: pipe.datamanager.context_provider.context(0).images for name, pipe in pipes.items()}
+    providers = {name: pipe.datamanager.context_provider for name, pipe in pipes.items()}
+    contexts = {name: provider.context(provider.default_scene).images for name, provider in providers.items()}
     source_error = {name: float((c - contexts["pinhole"]).abs().mean()) for name, c in contexts.items()}
     print(f"mean |source - pinhole source|: {source_error}")
+    assert source_error["undistorted"] < source_error["read as pinhole"] / 4, source_error
     print(f"largest displacement {shift:.1f} px ({at_backbone:.1f} px at the backbone's input width); PSNR: {psnr}")
     assert abs(psnr["undistorted"] - psnr["pinhole"]) <= 0.5, psnr
     assert psnr["pinhole"] - psnr["read as pinhole"] >= 2.0, psnr
