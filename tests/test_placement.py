@@ -121,6 +121,7 @@ def write_transformed_capture(scene, out, rot, shift, scale, keep):
     return out
 
 
+@pytest.mark.slow
 def test_renders_of_a_capture_do_not_depend_on_the_frame_its_cameras_are_written_in(scenes, tmp_path):
     """The issue's test: a random similarity transform of a capture's cameras leaves the renders unchanged (within
     0.1 dB), also with the object off the cameras' centre (only the cameras on one side of it)."""
