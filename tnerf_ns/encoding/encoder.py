@@ -235,10 +235,11 @@ class SceneEncoder(nn.Module):
         z = torch.where(lifted.valid, lifted.t / lifted.dir_norm, torch.full_like(lifted.t, FAR_Z))
         z = F.interpolate(z[:, None], size=hw, mode="bilinear", align_corners=False)
         maps = torch.cat([self.view_features(features), z], dim=1)
+        opacity = F.interpolate(lifted.weights[:, None], size=hw, mode="bilinear", align_corners=False)
         colours = colours.to(self.device)
         if colours.shape[-1] > self.config.source_colour_width:
             colours = resize_to_width(colours, self.config.source_colour_width, 1)[0]
-        return SourceViews.from_cameras(colours, maps, c2w, intrinsics, hw)
+        return SourceViews.from_cameras(colours, maps, c2w, intrinsics, hw, opacity)
 
     def forward(self, ctx: SceneContext) -> Tuple[TriplaneScene, LiftedViews]:
         """Source views of one scene -> tri-plane (and the lifted source pixels, for the source-view losses)."""

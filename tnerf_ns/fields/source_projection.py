@@ -40,6 +40,9 @@ class SourceViews:
     """Principal point in grid_sample units ([-1, 1] spans the image)."""
     centres: Float[Tensor, "k 3"]
     """Camera centres (canonical)."""
+    opacity: Optional[Float[Tensor, "k 1 h w"]] = None
+    """The head's splat weight per pixel (trained against the photos' opacity): where a view sees something inside
+    the box, not past it (the surroundings sweep's visibility)."""
 
     @staticmethod
     def from_cameras(
@@ -48,6 +51,7 @@ class SourceViews:
         c2w: Float[Tensor, "k 3 4"],
         intrinsics: Float[Tensor, "k 3 3"],
         hw: Tuple[int, int],
+        opacity: Optional[Tensor] = None,
     ) -> "SourceViews":
         """``intrinsics`` are pixel intrinsics of an ``hw`` image (any of the views' resolutions: the maps are scaled
         copies of one another, so grid_sample coordinates are shared)."""
@@ -56,14 +60,14 @@ class SourceViews:
         size = torch.tensor([hw[1], hw[0]], dtype=c2w.dtype, device=c2w.device)
         focal = 2 * torch.stack([intrinsics[:, 0, 0], intrinsics[:, 1, 1]], -1) / size
         principal = 2 * torch.stack([intrinsics[:, 0, 2], intrinsics[:, 1, 2]], -1) / size - 1
-        return SourceViews(colours, maps, w2c, focal, principal, centre)
+        return SourceViews(colours, maps, w2c, focal, principal, centre, opacity)
 
     def to(self, device: torch.device) -> "SourceViews":
-        return SourceViews(*(getattr(self, f.name).to(device) for f in fields(self)))
+        return SourceViews(*(None if (v := getattr(self, f.name)) is None else v.to(device) for f in fields(self)))
 
     @property
     def nbytes(self) -> int:
-        return sum(getattr(self, f.name).nbytes for f in fields(self))
+        return sum(v.nbytes for f in fields(self) if (v := getattr(self, f.name)) is not None)
 
     def project(self, points: Float[Tensor, "n 3"]) -> Tuple[Float[Tensor, "k n 2"], Float[Tensor, "k n"]]:
         """grid_sample coordinates and z-depth (positive in front) of canonical points in every view."""

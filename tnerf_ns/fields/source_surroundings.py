@@ -5,7 +5,8 @@ box or leaving them white, a ray that leaves the box (or misses it) takes its co
 plane sweep along the ray beyond the box. Candidate points at depths spaced evenly in inverse depth are projected into
 every source view; at each depth the views that see the point give a mean colour and a variance (multi-view
 consistency: low where the depth is right), views closer in direction to the ray weigh more; a soft minimum of the
-variance over depths picks the colour. No weights are learned, so it works for any head (and refinement leaves it
+variance over depths picks the colour. A view whose pixel there is opaque by the head's splat weight (it sees the
+box's content, e.g. the object, not what lies behind it) does not count. No weights are learned, so it works for any head (and refinement leaves it
 as it is); rays no source view sees get the photos' mean colour.
 """
 
@@ -28,6 +29,8 @@ DIRECTION_SHARPNESS = 8.0
 """A view's weight falls as exp(sharpness * (cos - 1)) of the angle between its ray and the query ray."""
 VARIANCE_TEMPERATURE = 0.005
 """Soft minimum over depths of the colour variance (summed over RGB)."""
+OPAQUE = 0.5
+"""A source pixel whose predicted splat weight (opacity) is above this sees the box's content, not the surroundings."""
 
 
 @torch.no_grad()
@@ -47,15 +50,21 @@ def swept_surroundings(
     xy, z = views.project(points)  # [k, n, 2], [k, n]
     colours = F.grid_sample(views.colours, xy[:, None], align_corners=False)[:, :, 0]  # [k, 3, n]
     seen = (z > 1e-3) & (xy.abs() <= 1).all(-1)
+    if views.opacity is not None:  # a view whose pixel holds the box's content does not see past it
+        blocked = F.grid_sample(views.opacity, xy[:, None], align_corners=False)[:, 0, 0] > OPAQUE
+        seen = seen & ~blocked
     to_point = F.normalize(points[None] - views.centres[:, None], dim=-1)
     cosine = (to_point * directions.repeat_interleave(SWEEP_DEPTHS, 0)[None]).sum(-1)
-    weight = seen * torch.exp(DIRECTION_SHARPNESS * (cosine - 1))  # [k, n]
-    total = weight.sum(0).clamp_min(1e-8)
-    mean = (weight[:, None] * colours).sum(0) / total  # [3, n]
-    variance = (weight[:, None] * (colours - mean[None]) ** 2).sum((0, 1)) / total  # [n]
+    weight = seen * torch.exp(DIRECTION_SHARPNESS * (cosine - 1))  # [k, n]: the colour favours nearby views
+    mean = (weight[:, None] * colours).sum(0) / weight.sum(0).clamp_min(1e-8)  # [3, n]
+    # consistency counts every view that sees the point alike (a direction-weighted variance would follow the nearest
+    # view alone and call any single photo consistent)
+    count = seen.sum(0)
+    plain = (seen[:, None] * colours).sum(0) / count.clamp_min(1)
+    variance = (seen[:, None] * (colours - plain[None]) ** 2).sum((0, 1)) / count.clamp_min(1)  # [n]
     # a depth seen by fewer than two views says nothing about consistency: it loses to any depth that is seen twice
-    cost = torch.where(seen.sum(0) >= 2, variance, variance + 1.0).reshape(r, SWEEP_DEPTHS)
-    cost = torch.where(seen.any(0).reshape(r, SWEEP_DEPTHS), cost, torch.full_like(cost, 1e3))
+    cost = torch.where(count >= 2, variance, variance + 1.0).reshape(r, SWEEP_DEPTHS)
+    cost = torch.where(count.reshape(r, SWEEP_DEPTHS) > 0, cost, torch.full_like(cost, 1e3))
     pick = torch.softmax(-cost / VARIANCE_TEMPERATURE, dim=-1)  # [r, d]
     colour = (pick[..., None] * mean.T.reshape(r, SWEEP_DEPTHS, 3)).sum(1)
     fallback = views.colours.mean((0, 2, 3))
