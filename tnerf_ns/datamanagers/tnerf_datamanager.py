@@ -188,7 +188,8 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
             scene.image_indices.index(scene.source_indices[0]),
             box_is_about_object(self.config.dataparser),
         )
-        self.placement = placed_box(self.config.placement, cameras, first, about_object) if single else None
+        placement = getattr(self.config, "placement", PlacementConfig())  # configs saved before it existed lack it
+        self.placement = placed_box(placement, cameras, first, about_object) if single else None
         if has_distortion(self.train_dataset.cameras.distortion_params):
             if self.config.undistort_sources:
                 CONSOLE.print(f"{data}: lens distortion: source views are undistorted to pinhole images")
