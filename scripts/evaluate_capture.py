@@ -146,7 +146,7 @@ class EvaluateCapture:
         seconds: List[float] = []
         count = len(dataset) if self.max_views_scored is None else min(self.max_views_scored, len(dataset))
         for i in track(range(count), description=f"{transforms.name}", console=CONSOLE, transient=True):
-            gt = dataset.get_image_float32(i)[..., :3]
+            gt = model.renderer_rgb.blend_background(dataset.get_image_float32(i))  # RGBA photos: on the background
             mask = read_mask(folder / "masks" / Path(dataset.image_filenames[i]).name, gt.shape[:2])
             camera = dataset.cameras[i : i + 1].to(pipeline.device)
             start = time.perf_counter()
