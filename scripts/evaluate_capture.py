@@ -172,9 +172,9 @@ class EvaluateCapture:
                 rows[name].append(masked_scores(image, gt, mask))
             if i == 0:  # a picture: the predictions, the surroundings alone, the nearest photo and the ground truth
                 strip = torch.cat([candidates[n] for n in (*ROWS[:3], ROWS[5])] + [gt], dim=1)
-                picture = self.out / f"{self.label}-{transforms.stem}.png"
+                picture = self.out / f"{self.label}-{transforms.stem}.jpg"
                 picture.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray((strip.numpy() * 255 + 0.5).astype(np.uint8)).save(picture)
+                Image.fromarray((strip.numpy() * 255 + 0.5).astype(np.uint8)).save(picture, quality=85)
         summary = {name: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for name, rs in rows.items()}
         summary["images"] = count
         summary["source_views"] = len(ctx.images)

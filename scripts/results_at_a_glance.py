@@ -42,6 +42,10 @@ def cell(row: Optional[dict]) -> str:
     return "not measured" if row is None else f"{row['psnr']:.2f} / {row['ssim']:.3f}"
 
 
+PREDICTION = "prediction (surroundings: sources)"
+"""The DTU row of scripts/evaluate_capture.py shown here: the default (surroundings swept from the source photos)."""
+
+
 @dataclass
 class Glance:
     """Write the one-table summary of the comparison results."""
@@ -78,7 +82,7 @@ class Glance:
             runs = [measured.get(f"transforms_{n}views.json") for n in (3, 6, 9)]
             if all(runs):
                 rows.append("| DTU scan24 (real; 3 / 6 / 9 input views), 25 test views | "
-                            + " | ".join(f"{r['prediction']['psnr']:.2f} / {r['prediction']['ssim']:.3f}" for r in runs)
+                            + " | ".join(f"{r[PREDICTION]['psnr']:.2f} / {r[PREDICTION]['ssim']:.3f}" for r in runs)
                             + f" | {runs[0]['empty field']['psnr']:.2f} / {runs[0]['empty field']['ssim']:.3f} | "
                             f"{runs[0]['mean-colour image']['psnr']:.2f} / {runs[0]['mean-colour image']['ssim']:.3f} |")  # fmt: skip
         if not rows:
