@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,15 +31,12 @@ from typing import Dict, List, Literal, Optional, Tuple
 
 import numpy as np
 import torch
-import tyro
 from rich.console import Console
 
-from tnerf_ns.backbone import VGGTLoadError
-from tnerf_ns.backbone.preprocess import ImageInputError, list_images
+from tnerf_ns.backbone.preprocess import list_images
 from tnerf_ns.posing import PosingConfig, photos_to_transforms
-from tnerf_ns.posing.convert import image_fingerprint, settings_key
+from tnerf_ns.posing.convert import image_fingerprint, made_from, run_posing_cli
 from tnerf_ns.posing.metrics import align_sim3, camera_errors, chordal_mean_rotation, rotation_angle_deg
-from tnerf_ns.posing.predict import TokenBudgetError
 
 REPO = Path(__file__).resolve().parents[1]
 CONSOLE = Console(width=120)
@@ -170,14 +166,7 @@ class EvaluatePoseFreeCapture:
         posed = self.work / self.label
         meta_file = posed / "transforms.json"
         if meta_file.is_file():
-            try:
-                record = json.loads(meta_file.read_text()).get("tnerf_photos", {})
-            except (json.JSONDecodeError, AttributeError):
-                record = {}
-            if (record.get("image_fingerprint"), record.get("settings_key")) == (
-                image_fingerprint(files),
-                settings_key(config),
-            ):
+            if made_from(meta_file, image_fingerprint(files), config):
                 CONSOLE.print(f"reusing the cameras of {meta_file}")
                 return meta_file, True
             CONSOLE.print(f"[yellow]{meta_file} was made from other photos or settings: posing again")
@@ -269,11 +258,7 @@ def write_markdown(folder: Path) -> str:
 
 
 def entrypoint() -> None:
-    try:
-        tyro.cli(EvaluatePoseFreeCapture).main()
-    except (ImageInputError, VGGTLoadError, TokenBudgetError, ValueError) as err:
-        CONSOLE.print(f"[red]error: {err}", soft_wrap=True)
-        sys.exit(2)
+    run_posing_cli(EvaluatePoseFreeCapture)
 
 
 if __name__ == "__main__":

@@ -12,20 +12,12 @@ usable by any nerfstudio method, e.g. ``ns-train nerfacto nerfstudio-data --data
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
-import tyro
-from rich.console import Console
-
-from tnerf_ns.backbone import VGGTLoadError
-from tnerf_ns.backbone.preprocess import ImageInputError
 from tnerf_ns.posing import PosingConfig, photos_to_transforms
-from tnerf_ns.posing.predict import TokenBudgetError
-
-CONSOLE = Console()
+from tnerf_ns.posing.convert import run_posing_cli
 
 
 @dataclass
@@ -56,11 +48,7 @@ class PhotosToTransforms:
 
 
 def entrypoint() -> None:
-    try:
-        tyro.cli(PhotosToTransforms).main()
-    except (ImageInputError, VGGTLoadError, TokenBudgetError, ValueError) as err:
-        CONSOLE.print(f"[red]error: {err}", soft_wrap=True)
-        sys.exit(2)
+    run_posing_cli(PhotosToTransforms)
 
 
 if __name__ == "__main__":

@@ -183,13 +183,12 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         if not self.train_scenes:
             raise ImageCheckError(f"{self.config.data}: no training scene has usable images (see the warnings above)")
         scene = self.train_scenes[0]  # scene mode: the box from the capture's cameras (x along the first source's)
-        cameras = scene.dataset.cameras[torch.tensor(scene.image_indices)]
-        first, about_object = (
+        self.placement = None if not single else placed_box(
+            getattr(self.config, "placement", PlacementConfig()),  # configs saved before it existed lack it
+            scene.dataset.cameras[torch.tensor(scene.image_indices)],
             scene.image_indices.index(scene.source_indices[0]),
             box_is_about_object(self.config.dataparser),
-        )
-        placement = getattr(self.config, "placement", PlacementConfig())  # configs saved before it existed lack it
-        self.placement = placed_box(placement, cameras, first, about_object) if single else None
+        )  # fmt: skip
         if has_distortion(self.train_dataset.cameras.distortion_params):
             if self.config.undistort_sources:
                 CONSOLE.print(f"{data}: lens distortion: source views are undistorted to pinhole images")

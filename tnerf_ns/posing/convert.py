@@ -226,12 +226,36 @@ def ensure_transforms(
     out = output_dir or cache_folder(images, files, config, fingerprint)
     meta_file = out / "transforms.json"
     if meta_file.is_file():
-        try:
-            record = json.loads(meta_file.read_text()).get("tnerf_photos", {})
-        except (json.JSONDecodeError, AttributeError):
-            record = {}
-        if (record.get("image_fingerprint"), record.get("settings_key")) == (fingerprint, settings_key(config)):
+        if made_from(meta_file, fingerprint, config):
             CONSOLE.print(f"reusing the cameras of {meta_file}")
             return meta_file
         CONSOLE.print(f"[yellow]{meta_file} was made from other photos or settings than these: making it again")
     return photos_to_transforms(images, out, config, device, files)
+
+
+def made_from(meta_file: Path, fingerprint: str, config: PosingConfig) -> bool:
+    """Whether a written transforms.json was posed from photos of this fingerprint with these settings (an
+    unreadable or foreign file: no)."""
+    try:
+        record = json.loads(meta_file.read_text()).get("tnerf_photos", {})
+    except (json.JSONDecodeError, AttributeError):
+        record = {}
+    return (record.get("image_fingerprint"), record.get("settings_key")) == (fingerprint, settings_key(config))
+
+
+def run_posing_cli(cli: type) -> None:
+    """Run a posing script's tyro dataclass (``cli(...).main()``); bad photos, weights or token budgets stop with a
+    red message naming the file and exit code 2 instead of a traceback."""
+    import sys
+
+    import tyro
+
+    from tnerf_ns.backbone import VGGTLoadError
+    from tnerf_ns.backbone.preprocess import ImageInputError
+    from tnerf_ns.posing.predict import TokenBudgetError
+
+    try:
+        tyro.cli(cli).main()
+    except (ImageInputError, VGGTLoadError, TokenBudgetError, ValueError) as err:
+        CONSOLE.print(f"[red]error: {err}", soft_wrap=True)
+        sys.exit(2)
