@@ -26,6 +26,7 @@ import copy
 import dataclasses
 import datetime
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,8 @@ from rich.console import Console
 
 from tnerf_ns.compat import models_build_without_lpips_weights
 from tnerf_ns.evaluation import baselines, scene_data
-from tnerf_ns.evaluation.comparison_report import EMPTY_FIELD, plot, write_table
+from tnerf_ns.evaluation.comparison_report import EMPTY_FIELD, MEAN_COLOUR, plot, write_table
+from tnerf_ns.evaluation.masks import mask_finder
 from tnerf_ns.evaluation.protocol import (
     SPEED_KEY,
     SPEED_TOLERANCE,
@@ -45,6 +47,7 @@ from tnerf_ns.evaluation.protocol import (
     backbone_description,
     calibration_seconds,
     camera_renderer,
+    on_white,
     read_rows,
     reusable_rows,
     score_views,
@@ -71,7 +74,8 @@ class CompareMethods:
     methods: List[str] = field(default_factory=lambda: ["tnerf", "nerfacto"])
     """Methods: tnerf (feed-forward, reprojection baseline, refinement), nerfacto, vanilla-nerf."""
     tnerf_checkpoint: Optional[Path] = None
-    """Trained T-NeRF checkpoint (file or nerfstudio_models folder); required for tnerf."""
+    """Trained T-NeRF checkpoint (file or nerfstudio_models folder); None: the head shipped in tnerf_ns/weights
+    (backbone vggt-small)."""
     source_views: List[int] = field(default_factory=lambda: [2, 4, 8])
     """K values for feed-forward T-NeRF and the reprojection baseline."""
     refine_views: int = 4
@@ -90,6 +94,9 @@ class CompareMethods:
     """Equal-rays setting: every method trains with this many rays per step (None: each method's default)."""
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
     """Device."""
+    occupancy_step: Optional[float] = None
+    """T-NeRF's occupancy-renderer step in canonical units (None: the model's; 1/64 on captures, whose box a head
+    trained on objects in a void finds mostly occupied, as scripts/evaluate_capture.py)."""
     eval_rays_per_chunk: Optional[int] = None
     """Rays per chunk of every method's evaluation renders (None: CPU_EVAL_RAYS_PER_CHUNK on the CPU, each method's own
     on CUDA). Speed only: the scores do not change."""
@@ -123,7 +130,11 @@ class CompareMethods:
             trained = self.trained_config()
             if trained is not None:  # same architecture as the checkpoint (sizes, backbone, samples)
                 cfg.pipeline.model = copy.deepcopy(trained.pipeline.model)
+            elif self.tnerf_checkpoint is None:  # the shipped head's architecture is the model's default
+                cfg.pipeline.model.backbone = "vggt-small"
             cfg.pipeline.model.pretrained = self.tnerf_checkpoint
+            if self.occupancy_step is not None:
+                cfg.pipeline.model.occupancy_step = self.occupancy_step
             if self.rays_per_step is not None:
                 cfg.pipeline.datamanager.train_num_rays_per_batch = self.rays_per_step
         for key, value in model_overrides.items():
@@ -145,12 +156,22 @@ class CompareMethods:
         """The config of the run the T-NeRF checkpoint comes from (its config.yml), if it can be found."""
         import yaml
 
+        if self.tnerf_checkpoint is None:
+            return None
         folder = self.tnerf_checkpoint if self.tnerf_checkpoint.is_dir() else self.tnerf_checkpoint.parent
         config_file = folder.parent / "config.yml"
         return yaml.load(config_file.read_text(), Loader=yaml.Loader) if config_file.is_file() else None
 
     def pretraining(self) -> Dict:
         """T-NeRF's one-off pre-training: wall time of its run and what it was trained on."""
+        if self.tnerf_checkpoint is None:  # the shipped head: its card says
+            from tnerf_ns.models.checkpoints import SHIPPED_HEADS
+
+            card = json.loads((SHIPPED_HEADS["vggt-small"] / "training.json").read_text())
+            steps = re.search(r"--max-num-iterations (\d+)", card["command"])
+            return {"pretraining_seconds": sum(card["timings_s"].values()), "pretraining_data": "generated scenes "
+                    "(the shipped head, tnerf_ns/weights)", "pretraining_steps": int(steps[1]) if steps else None,
+                    "backbone": "vggt-small"}  # fmt: skip
         folder = self.tnerf_checkpoint if self.tnerf_checkpoint.is_dir() else self.tnerf_checkpoint.parent
         trained = self.trained_config()
         dm = trained.pipeline.datamanager if trained is not None else None
@@ -170,6 +191,10 @@ class CompareMethods:
         parser = scene_data.parser_config(self.data).setup()
         return {name: InputDataset(parser.get_dataparser_outputs(split=split), scale_factor=self.scale)
                 for split, name in (("train", "input"), (NOVEL_SPLIT, "novel"))}  # fmt: skip
+
+    def masks(self, dataset):
+        """The object masks of a capture's images (``masks/`` beside its transforms file), or None."""
+        return mask_finder(self.data.parent if self.data.is_file() else self.data, dataset)
 
     def provenance(self) -> Dict:
         self._speed = getattr(self, "_speed", None) or round(calibration_seconds(self.device), 5)  # once
@@ -194,6 +219,8 @@ class CompareMethods:
 
     # ------------------------------------------------------------------ runs
     def row(self, method, setting, settings, split, scores, steps, seconds, **extra) -> ComparisonRow:
+        if scores.psnr_masked is not None:
+            extra = {**extra, "psnr_masked": scores.psnr_masked}
         row = ComparisonRow(method, setting, settings.as_dict(), split, scores.views, scores.image_size, steps,
                             float(seconds), scores.psnr, scores.ssim, extra)  # fmt: skip
         CONSOLE.print(row.as_dict())
@@ -203,9 +230,9 @@ class CompareMethods:
         dm = pipeline.datamanager
         pipeline.eval()
         scores = (score_views(camera_renderer(pipeline, dm.train_dataset), dm.train_dataset, input_indices,
-                              f"{label} input"),
+                              f"{label} input", masks=self.masks(dm.train_dataset)),
                   score_views(camera_renderer(pipeline, dm.eval_dataset), dm.eval_dataset, novel_indices,
-                              f"{label} novel"))  # fmt: skip
+                              f"{label} novel", masks=self.masks(dm.eval_dataset)))  # fmt: skip
         pipeline.train()
         return scores
 
@@ -252,16 +279,29 @@ class CompareMethods:
             )
             for split, scores in zip(("input", "novel"), scored):
                 rows.append(self.row("tnerf feed-forward", f"K={k}", settings, split, scores, 0, seconds, **extra))
-            self.run_reprojection(pipeline, k, inputs, novel, settings, rows)
+            if baselines.data_kind(self.data) != "capture":  # it splats the foreground on white: objects in a void
+                self.run_reprojection(pipeline, k, inputs, novel, settings, rows)
 
     def run_empty_field(self, settings, rows) -> None:
         """The trivial baseline of every row: a field with nothing in it renders the white background only. Scored on
-        the splits every row uses (``split_datasets``), at the same scale."""
-        for name, dataset in self.split_datasets().items():
+        the splits every row uses (``split_datasets``), at the same scale. On a capture (content everywhere) also the
+        mean-colour image: every pixel the mean colour of the input views."""
+        datasets = self.split_datasets()
+        mean = None
+        if baselines.data_kind(self.data) == "capture":
+            train = datasets["input"]
+            mean = torch.stack([on_white(train.get_image_float32(i)).reshape(-1, 3).mean(0) for i in range(len(train))])
+            mean = mean.mean(0)
+        for name, dataset in datasets.items():
             cams = dataset.cameras  # rescaled with the images: a blank image of each view's size, without reading it
             white = lambda i, c=cams: torch.ones(int(c.height[i]), int(c.width[i]), 3)  # noqa: E731
-            scores = score_views(white, dataset, spread(len(dataset), self.eval_views), f"empty field {name}")
+            views, masks = spread(len(dataset), self.eval_views), self.masks(dataset)
+            scores = score_views(white, dataset, views, f"empty field {name}", masks=masks)
             rows.append(self.row(EMPTY_FIELD, "-", settings, name, scores, 0, 0.0))
+            if mean is not None:
+                flat = lambda i, c=cams: mean.expand(int(c.height[i]), int(c.width[i]), 3)  # noqa: E731
+                scores = score_views(flat, dataset, views, f"mean colour {name}", masks=masks)
+                rows.append(self.row(MEAN_COLOUR, "-", settings, name, scores, 0, 0.0))
 
     def run_reprojection(self, pipeline, k, inputs, novel, settings, rows) -> None:
         dm = pipeline.datamanager
@@ -286,8 +326,10 @@ class CompareMethods:
 
         renderer(dm.eval_dataset)(novel[0])
         seconds = time.perf_counter() - start
-        scored = (score_views(renderer(dm.train_dataset), dm.train_dataset, inputs, f"reprojection K={k} input"),
-                  score_views(renderer(dm.eval_dataset), dm.eval_dataset, novel, f"reprojection K={k} novel"))  # fmt: skip
+        scored = (score_views(renderer(dm.train_dataset), dm.train_dataset, inputs, f"reprojection K={k} input",
+                              masks=self.masks(dm.train_dataset)),
+                  score_views(renderer(dm.eval_dataset), dm.eval_dataset, novel, f"reprojection K={k} novel",
+                              masks=self.masks(dm.eval_dataset)))  # fmt: skip
         for split, scores in zip(("input", "novel"), scored):
             rows.append(self.row("reprojection baseline", f"K={k}", settings, split, scores, 0, seconds,
                                  depth_source=depth_source))  # fmt: skip
@@ -318,10 +360,8 @@ class CompareMethods:
         for method in self.methods:
             CONSOLE.rule(method)
             if method == "tnerf":
-                if self.tnerf_checkpoint is None:
-                    raise ValueError("--tnerf-checkpoint is required for the tnerf method")
                 cameras, box = baselines.parser_cameras(scene_data.parser_config(self.data))
-                settings = baselines.tnerf_settings(self.trainer_config("tnerf"), box, cameras)
+                settings = baselines.tnerf_settings(self.trainer_config("tnerf"), box, cameras, kind)
                 extra = self.pretraining()
                 self.run_empty_field(settings, rows)
                 self.run_feed_forward(settings, rows, extra)

@@ -39,7 +39,7 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import track
 
-from tnerf_ns.evaluation.protocol import ssim
+from tnerf_ns.evaluation.masks import masked_scores, read_mask
 
 REPO = Path(__file__).resolve().parents[1]
 CONSOLE = Console(width=120)
@@ -60,33 +60,6 @@ PUBLISHED_DTU = {  # object-masked PSNR at 3 / 6 / 9 views, 15 DTU test scans (p
     "RegNeRF (per scene, regularised)": (18.89, 22.20, 24.93),
     "FreeNeRF (per scene, regularised)": (19.92, 23.25, 25.38),
 }
-
-
-def psnr_of(a: torch.Tensor, b: torch.Tensor, where: Optional[torch.Tensor] = None) -> float:
-    """PSNR of images in [0, 1]; ``where``: only these pixels."""
-    err = (a - b) ** 2
-    mse = err[where].mean() if where is not None else err.mean()
-    return float(-10 * torch.log10(mse.clamp_min(1e-10)))
-
-
-def masked_scores(pred: torch.Tensor, gt: torch.Tensor, mask: Optional[torch.Tensor]) -> Dict[str, float]:
-    out = {"psnr": psnr_of(pred, gt), "ssim": ssim(pred, gt)}
-    if mask is not None:
-        out["psnr_masked"] = psnr_of(pred, gt, mask)
-        white = torch.ones_like(gt)
-        m = mask[..., None].float()
-        out["ssim_masked"] = ssim(pred * m + white * (1 - m), gt * m + white * (1 - m))
-        out["psnr_outside"] = psnr_of(pred, gt, ~mask)
-    return out
-
-
-def read_mask(path: Path, hw) -> Optional[torch.Tensor]:
-    if not path.is_file():
-        return None
-    mask = np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0
-    if mask.shape != tuple(hw):
-        raise ValueError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, its image {hw[1]}x{hw[0]}")
-    return torch.from_numpy(mask > 0.5)
 
 
 @dataclass

@@ -5,7 +5,8 @@ Steps (each a subprocess; its command and wall time land in ``docs/results/RESUL
 
 1. the T-NeRF checkpoint the comparisons use: ``make demo``'s run (trained here when missing);
 2. feed-forward versus per-scene comparisons (``scripts/compare_methods.py``) on NeRF-synthetic lego and mic at
-   200x200 and on a generated scene never seen in training, rendered at 200x200;
+   200x200 and on a generated scene never seen in training, rendered at 200x200; on the real captures (DTU scan24 at
+   3 / 6 / 9 / 24 views, fox) from the shipped head at 60 / 180 / 600 s;
 3. feed-forward quality against K on held-out scenes and in scene mode (``scripts/evaluate_source_views.py``);
 4. the dynamic evaluation: held-out dynamic scenes, one ``tnerf-dynamic`` checkpoint trained with interpolation modes
    drawn at random, every mode scored at source poses and elsewhere (``scripts/evaluate_dynamic.py``);
@@ -41,6 +42,7 @@ from rich.console import Console
 CONSOLE = Console(width=120)
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "nerf_synthetic"
+CAPTURES = REPO.parent / "shared" / "data"
 
 
 @dataclass
@@ -57,6 +59,8 @@ class MakeResults:
     """Per-scene wall-clock budgets (seconds) of refinement and nerfacto."""
     eval_views: int = 16
     """Views per split for the feed-forward rows and the final budget (200x200 images)."""
+    capture_budgets: List[float] = field(default_factory=lambda: [60.0, 180.0, 600.0])
+    """Per-scene budgets (seconds) on the real captures (DTU scan24, fox)."""
     dynamic_scenes: int = 30
     """Dynamic scenes generated (a fifth held out: 6)."""
     dynamic_steps: int = 800
@@ -129,6 +133,7 @@ class MakeResults:
                     str(d / "compare/generated"),
                 ],
             ),  # fmt: skip
+            *self.capture_steps(),
             (
                 "source-views",
                 [
@@ -311,6 +316,25 @@ class MakeResults:
             ("bench-eval-chunks", [py, "scripts/benchmark_eval_chunks.py", "--out", str(d / "eval_chunks.md")]),
             ("sync-readme", [py, "scripts/sync_readme.py"]),
         ]
+
+    def capture_steps(self) -> List[Tuple[str, List[str]]]:
+        """Refinement against nerfacto on the real captures at 60 / 180 / 600 s (issue 29): DTU scan24 with its 3 / 6 / 9
+        protocol inputs and the 24-view file, fox with all its train views at half resolution; T-NeRF from the shipped
+        head, encoding the protocol's inputs (the 24-view file and fox: 8 of them, farthest-point)."""
+        py, d = sys.executable, self.docs
+        common = [py, "scripts/compare_methods.py", "--budgets", *[f"{b:g}" for b in self.capture_budgets],
+                  "--eval-views", "8", "--intermediate-views", "4", "--occupancy-step", "0.015625"]  # fmt: skip
+        dtu = [
+            (f"compare-dtu-{n}views", CAPTURES / "dtu/scan24" / f"transforms_{n}views.json", 1.0, n) for n in (3, 9, 6)
+        ]
+        dtu.append(("compare-dtu-24views", CAPTURES / "dtu/scan24" / "transforms.json", 1.0, 8))
+        fox = ("compare-fox", CAPTURES / "captures/fox", 0.5, 8)
+        steps = []
+        for name, data, scale, k in (dtu[0], fox, *dtu[1:]):
+            out = d / "compare" / name.removeprefix("compare-")
+            args = ["--data", data, "--scale", f"{scale:g}", "--source-views", k, "--refine-views", k, "--out", out]
+            steps.append((name, [*common, *map(str, args)]))
+        return steps
 
     def kept_outputs(self) -> Dict[str, Path]:
         """Steps whose output (in --work) a re-run keeps when the log shows the same command made it: the dynamic

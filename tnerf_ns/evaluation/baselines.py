@@ -98,12 +98,15 @@ def settings_for(
     raise ValueError(f"no recommended settings for baseline {method!r} (known: nerfacto, vanilla-nerf)")
 
 
-def tnerf_settings(cfg, aabb: Float[Tensor, "2 3"], c2w: Float[Tensor, "n 3 4"]) -> BaselineSettings:
-    """T-NeRF's own (recorded the same way): background of the data, rays clipped to the scene box, no contraction,
-    no camera optimiser."""
+def tnerf_settings(
+    cfg, aabb: Float[Tensor, "2 3"], c2w: Float[Tensor, "n 3 4"], kind: DataKind = "blender-rig"
+) -> BaselineSettings:
+    """T-NeRF's own (recorded the same way): background of the data (on a capture, the surroundings swept from the
+    source photos behind the placed box), rays clipped to the scene box, no contraction, no camera optimiser."""
     near, far = near_far_from_cameras(c2w, aabb)
     dm = cfg.pipeline.datamanager
-    return BaselineSettings("white", near, far, False, "off", dm.train_num_rays_per_batch, "tnerf")
+    background = "swept from the sources" if kind == "capture" else "white"
+    return BaselineSettings(background, near, far, False, "off", dm.train_num_rays_per_batch, "tnerf")
 
 
 def parser_cameras(parser_config) -> Tuple[Float[Tensor, "n 3 4"], Float[Tensor, "2 3"]]:

@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Dict, List
 
 EMPTY_FIELD = "empty field (background only)"
+MEAN_COLOUR = "mean-colour image (of the input views)"
+TRIVIAL = (EMPTY_FIELD, MEAN_COLOUR)
+"""Rows without a time axis: levels to beat."""
 FEED_FORWARD = ("tnerf feed-forward", "reprojection baseline")
 
 
@@ -30,9 +33,13 @@ def write_table(rows: List[Dict], out: Path, data: Path, console=None) -> str:
     keyed: Dict[tuple, Dict[str, Dict]] = {}
     for r in rows:
         keyed.setdefault((r["method"], r["setting"]), {})[r["split"]] = r
-    lines = [f"Scene `{shown(data)}`; PSNR/SSIM on the views each method was given (input) and on held-out views (novel).",
-             "", "| method | setting | steps | seconds | views | image | input PSNR | input SSIM | novel PSNR | novel SSIM |",
-             "|---|---|---:|---:|---:|---|---:|---:|---:|---:|"]  # fmt: skip
+    masked = any(r.get("psnr_masked") is not None for r in rows)
+    lines = [f"Scene `{shown(data)}`; PSNR/SSIM on the views each method was given (input) and on held-out views (novel)"
+             + ("; object-masked PSNR (the object pixels only, RegNeRF's definition) where the capture has masks."
+                if masked else "."),
+             "", "| method | setting | steps | seconds | views | image | input PSNR | input SSIM | novel PSNR | novel SSIM |"
+             + (" input PSNR masked | novel PSNR masked |" if masked else ""),
+             "|---|---|---:|---:|---:|---|---:|---:|---:|---:|" + ("---:|---:|" if masked else "")]  # fmt: skip
     for (method, setting), splits in keyed.items():
         first = splits.get("novel") or splits.get("input")
         inp, nov = splits.get("input", {}), splits.get("novel", {})
@@ -40,14 +47,15 @@ def write_table(rows: List[Dict], out: Path, data: Path, console=None) -> str:
         size = "x".join(str(v) for v in first["image_size"])
         lines.append(f"| {method} | {setting} | {first['steps']} | {first['seconds']:.1f} | {views} | {size} | "
                      f"{_fmt(inp.get('psnr'), 2)} | {_fmt(inp.get('ssim'), 3)} | {_fmt(nov.get('psnr'), 2)} | "
-                     f"{_fmt(nov.get('ssim'), 3)} |")  # fmt: skip
+                     f"{_fmt(nov.get('ssim'), 3)} |"
+                     + (f" {_fmt(inp.get('psnr_masked'), 2)} | {_fmt(nov.get('psnr_masked'), 2)} |" if masked else ""))  # fmt: skip
     lines += ["", "| method | background | near | far | scene contraction | camera optimiser | rays per step | preset |",
               "|---|---|---:|---:|---|---|---:|---|"]  # fmt: skip
     seen = set()
     for r in rows:
         s = r["baseline_settings"]
         key = (r["method"].split(" (")[0] if s["preset"] != "tnerf" else "tnerf", s["preset"])
-        if key in seen or r["method"] in ("reprojection baseline", EMPTY_FIELD):
+        if key in seen or r["method"] in ("reprojection baseline", *TRIVIAL):
             continue
         seen.add(key)
         name = "tnerf (feed-forward and refined)" if s["preset"] == "tnerf" else r["method"]
@@ -93,8 +101,9 @@ def plot(rows: List[Dict], out: Path) -> None:
         these = [r for r in rows if r["split"] == split]
         for method in dict.fromkeys(r["method"] for r in these):
             pts = [r for r in these if r["method"] == method]
-            if method == EMPTY_FIELD:  # no time axis: a level to beat
-                ax.axhline(pts[0]["psnr"], color="black", ls=":", lw=1, label=method)
+            if method in TRIVIAL:  # no time axis: a level to beat
+                ax.axhline(pts[0]["psnr"], color="black" if method == EMPTY_FIELD else "grey", ls=":", lw=1,
+                           label=method)  # fmt: skip
                 continue
             ax.plot([r["seconds"] for r in pts], [r["psnr"] for r in pts], "o" if method in FEED_FORWARD else "o-",
                     label=method)  # fmt: skip

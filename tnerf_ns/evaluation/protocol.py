@@ -163,6 +163,8 @@ class Scores:
     image_size: List[int]
     renders: Dict[int, Tensor] = field(default_factory=dict)
     """Renders of the views asked for by ``keep`` (for figures)."""
+    psnr_masked: Optional[float] = None
+    """Object-masked PSNR (``tnerf_ns.evaluation.masks``) over the views that have a mask; None without masks."""
 
 
 def score_views(
@@ -171,9 +173,13 @@ def score_views(
     indices: Sequence[int],
     label: str = "scoring",
     keep: Sequence[int] = (),
+    masks: Optional[Callable[[int, tuple], Optional[Tensor]]] = None,
 ) -> Scores:
-    """Mean PSNR/SSIM of ``render(i)`` ([h, w, 3] in [0, 1]) against image ``i`` of ``dataset`` on white."""
-    values, renders, size = [], {}, [0, 0]
+    """Mean PSNR/SSIM of ``render(i)`` ([h, w, 3] in [0, 1]) against image ``i`` of ``dataset`` on white; with
+    ``masks`` (``masks.mask_finder``), also the mean object-masked PSNR of the views that have a mask."""
+    from tnerf_ns.evaluation.masks import psnr_of  # masks imports this module
+
+    values, renders, size, masked = [], {}, [0, 0], []
     for i in track(list(indices), description=label, transient=True):
         gt = on_white(dataset.get_image_float32(int(i)))
         with torch.no_grad():
@@ -181,11 +187,15 @@ def score_views(
         if rgb.shape != gt.shape:
             raise ValueError(f"{label}: render of view {i} is {tuple(rgb.shape)}, its image {tuple(gt.shape)}")
         values.append((psnr(rgb, gt), ssim(rgb, gt)))
+        mask = masks(int(i), tuple(gt.shape[:2])) if masks is not None else None
+        if mask is not None:
+            masked.append(psnr_of(rgb, gt, mask))
         size = list(gt.shape[:2])
         if i in keep:
             renders[int(i)] = rgb
     mean = np.mean(np.array(values), axis=0) if values else (float("nan"), float("nan"))
-    return Scores(float(mean[0]), float(mean[1]), len(values), size, renders)
+    return Scores(float(mean[0]), float(mean[1]), len(values), size, renders,
+                  float(np.mean(masked)) if masked else None)  # fmt: skip
 
 
 def camera_renderer(pipeline, dataset) -> Callable[[int], Tensor]:

@@ -1,7 +1,9 @@
 """How the comparison reads a scene folder: which nerfstudio parser, in which frame, and the near/far its cameras need.
 
 Blender-layout folders (``transforms_train.json``: NeRF-synthetic, and the scenes of ``scripts/render_scenes.py``) go
-through nerfstudio's Blender parser; other folders through its nerfstudio parser, poses as they are.
+through nerfstudio's Blender parser; other folders and transforms files (captures) through its nerfstudio parser with
+its defaults (poses oriented up, centred and scaled into the unit cube), as a nerfstudio user trains on them: nerfacto
+on its home turf. T-NeRF places its box from the cameras in any frame (``tnerf_ns.placement``).
 """
 
 from __future__ import annotations
@@ -17,14 +19,13 @@ from tnerf_ns.scenes.render_dataset import recorded_world_box
 
 
 def parser_config(data: Path):
-    """The dataparser config of ``data`` (Blender parser scaled onto T-NeRF's frame, else nerfstudio's, unchanged)."""
+    """The dataparser config of ``data`` (Blender parser scaled onto T-NeRF's frame, else nerfstudio's defaults)."""
     from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
     from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 
     if (data / "transforms_train.json").exists():
         return BlenderDataParserConfig(data=data, scale_factor=blender_scale(data))
-    return NerfstudioDataParserConfig(data=data, orientation_method="none", center_method="none",
-                                      auto_scale_poses=False)  # fmt: skip
+    return NerfstudioDataParserConfig(data=data)  # what `ns-train <method> nerfstudio-data --data <data>` reads
 
 
 def blender_scale(data: Path) -> float:
