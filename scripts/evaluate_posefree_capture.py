@@ -16,6 +16,10 @@ Writes ``<out>/capture-<label>.json`` and ``<out>/capture.md`` (every ``capture-
 includes it)::
 
     nice -n 5 python scripts/evaluate_posefree_capture.py --label fox-vggt-small        # the fox capture, 50 photos
+    python scripts/evaluate_posefree_capture.py --poser colmap --label fox-colmap       # COLMAP (pycolmap) instead
+
+With ``--poser colmap`` the photos are posed by COLMAP through pycolmap (``tnerf_ns.posing.colmap``): the path that
+works on real captures; photos it cannot register are left out of the scores (their count is recorded).
 """
 
 from __future__ import annotations
@@ -146,6 +150,8 @@ class EvaluatePoseFreeCapture:
     """Name of this measurement (capture-<label>.json, the row of capture.md)."""
     backbone: Literal["vggt-1b", "vggt-small"] = "vggt-small"
     """VGGT that poses the photos."""
+    poser: Literal["vggt", "colmap"] = "vggt"
+    """Who poses the photos: VGGT (--backbone), or COLMAP through pycolmap."""
     weights: Optional[str] = None
     """Its weights; None: the preset's default (vggt-small: the shipped pre-trained file)."""
     image_width: Optional[int] = None
@@ -186,8 +192,9 @@ class EvaluatePoseFreeCapture:
             )
         files = evenly_spaced(every, self.max_images)
         config = PosingConfig(backbone=self.backbone, weights=self.weights, image_width=self.image_width,
-                              max_tokens=self.max_tokens)  # fmt: skip
-        with CONSOLE.status(f"posing {len(files)} photos of {images} with {self.backbone}"):
+                              max_tokens=self.max_tokens, poser=self.poser)  # fmt: skip
+        poser = self.backbone if self.poser == "vggt" else "COLMAP"
+        with CONSOLE.status(f"posing {len(files)} photos of {images} with {poser}"):
             meta_file, reused = self.pose(files, config)
         pred = read_cameras(meta_file)
         names = sorted(set(pred) & set(gt))
@@ -199,23 +206,24 @@ class EvaluatePoseFreeCapture:
         if len(names) < 3:
             raise CaptureInputError(f"{truth}: only {len(names)} posed photos have a camera; the Sim(3) needs 3")
         record = json.loads(meta_file.read_text())["tnerf_photos"]
-        weights = record["weights"]
+        weights = record.get("weights") or {}
         for key in ("source", "file"):
             if key in weights and Path(weights[key]).exists():
                 weights[key] = shown(weights[key])
         results = {
             "label": self.label,
             "capture": shown(self.data),
-            "backbone": self.backbone,
+            "backbone": self.backbone if self.poser == "vggt" else f"colmap (pycolmap {record.get('pycolmap')})",
             "weights": weights,
             "settings": {"image_width": config.width(), "max_tokens": self.max_tokens, "max_images": self.max_images},
-            "network_hw": record["network_hw"],
+            "network_hw": record.get("network_hw"),
             "photos": len(every),
             "posed": len(files),
             "matched": len(names),
-            "passes": len(record["passes"]),
+            "passes": len(record.get("passes", [])),
+            "mean_reprojection_error_px": record.get("mean_reprojection_error_px"),
             "posing_seconds": record["seconds"],
-            "posing_device": record["device"],
+            "posing_device": record.get("device", "cpu"),
             "reused_posing": reused,
             "measured": datetime.now().isoformat(timespec="minutes"),
             "posed_transforms": shown(meta_file),
@@ -238,9 +246,11 @@ def write_markdown(folder: Path) -> str:
     for path in sorted(folder.glob("capture-*.json")):
         res = json.loads(path.read_text())
         vggt, base = res["vggt"], res["baseline"]
-        h, w = res["network_hw"]
+        passes = "- (COLMAP)"
+        if res.get("network_hw"):
+            passes = f"{res['passes']} ({res['network_hw'][1]}x{res['network_hw'][0]} px)"
         cells = [f"{Path(res['capture']).name}, {res['label']} (`{res['backbone']}`)",
-                 f"{res['posed']} / {res['matched']}", f"{res['passes']} ({w}x{h} px)"]  # fmt: skip
+                 f"{res['posed']} / {res['matched']}", passes]  # fmt: skip
         for key, digits in (("rotation_deg", 1), ("centre_rel", 3)):
             cells.append(f"{vggt[key]:.{digits}f} / {vggt[key + '_median']:.{digits}f} "
                          f"(baseline {base[key]:.{digits}f} / {base[key + '_median']:.{digits}f})")  # fmt: skip

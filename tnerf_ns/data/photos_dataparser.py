@@ -28,7 +28,7 @@ from nerfstudio.data.scene_box import SceneBox
 
 @dataclass
 class TNeRFPhotosDataParserConfig(DataParserConfig):
-    """Photos without poses: VGGT predicts the cameras once, every later load reuses them."""
+    """Photos without poses: VGGT (or COLMAP) makes the cameras once, every later load reuses them."""
 
     _target: Type = field(default_factory=lambda: TNeRFPhotos)
     data: Path = Path("photos")
@@ -48,6 +48,8 @@ class TNeRFPhotosDataParserConfig(DataParserConfig):
     """Allow anchored chunks beyond the budget (off: stop with an error naming the budget)."""
     posing_device: Literal["auto", "cpu", "cuda"] = "auto"
     """Device VGGT runs on when the cameras are made."""
+    poser: Literal["vggt", "colmap"] = "vggt"
+    """Who makes the cameras: VGGT, or COLMAP through pycolmap (real captures the small backbone cannot pose)."""
     eval_mode: Literal["fraction", "filename", "interval", "all"] = "interval"
     """Train/eval split of the photos (as nerfstudio-data); interval: every eval-interval-th photo is held out (the
     LLFF / Mip-NeRF 360 habit), so even a handful of photos has an eval photo."""
@@ -74,7 +76,7 @@ class TNeRFPhotos(DataParser):
 
         c = self.config
         return PosingConfig(backbone=c.backbone, weights=c.weights, image_width=c.image_width,
-                            max_tokens=c.max_tokens, chunking=c.chunking)  # fmt: skip
+                            max_tokens=c.max_tokens, chunking=c.chunking, poser=c.poser)  # fmt: skip
 
     def transforms_file(self) -> Path:
         """transforms.json of the photos, made on the first call of this process (or found from an earlier run)."""

@@ -25,6 +25,7 @@ from rich.console import Console
 
 from tnerf_ns.backbone.preprocess import list_images
 from tnerf_ns.posing.cameras import fov_to_intrinsics, normalise_world, predicted_to_nerfstudio, to_homogeneous
+from tnerf_ns.posing.colmap import ColmapCameraModel, Posed
 from tnerf_ns.posing.predict import confident_points, load_photos, predict
 
 CONSOLE = Console()
@@ -55,6 +56,13 @@ class PosingConfig:
     """Robust percentiles of the points that bound the scene box, per axis."""
     box_margin: float = 0.05
     """The box is widened by this fraction of its extent on each side."""
+    poser: Literal["vggt", "colmap"] = "vggt"
+    """Who makes the cameras: VGGT (above), or COLMAP through pycolmap (SIFT, matching, incremental mapping; the
+    points bounding the box are its triangulated ones)."""
+    colmap_camera_model: ColmapCameraModel = "OPENCV"
+    """COLMAP's camera model, shared by every photo (OPENCV: k1 k2 p1 p2 distortion, written per frame)."""
+    colmap_matching: Literal["exhaustive", "sequential"] = "exhaustive"
+    """COLMAP's matching: every pair, or neighbours in file order (video frames)."""
 
     def resolved_weights(self) -> str:
         from tnerf_ns.backbone.loading import PRESET_WEIGHTS
@@ -87,7 +95,11 @@ def image_fingerprint(paths: Sequence[Path], names: bool = True) -> str:
 
 def settings_key(config: PosingConfig) -> str:
     """Short hash of every setting that changes the cameras."""
-    settings = json.dumps({**asdict(config), "weights": config.weights or "default"}, sort_keys=True)
+    settings = {**asdict(config), "weights": config.weights or "default"}
+    if config.poser == "vggt":  # keys made before COLMAP posing existed stay valid
+        for name in ("poser", "colmap_camera_model", "colmap_matching"):
+            settings.pop(name)
+    settings = json.dumps(settings, sort_keys=True)
     return hashlib.sha1(settings.encode()).hexdigest()[:8]
 
 
@@ -136,15 +148,10 @@ def _portable_path(path: Path, out: Path) -> str:
     return os.path.relpath(path, out) if common != Path(common.anchor) else str(path)
 
 
-def photos_to_transforms(
-    images: Path, out: Path, config: PosingConfig, device: str = "auto", files: Optional[List[Path]] = None
-) -> Path:
-    """Run VGGT on the photos of ``images`` and write ``out/transforms.json`` and ``out/sparse_pc.ply`` (atomically:
-    a half-written folder never looks finished). Returns the transforms.json path."""
-    files = files or list_images(images)  # errors name the folder
+def pose_with_vggt(files: List[Path], config: PosingConfig, device: str = "auto") -> Posed:
+    """VGGT's cameras (and confident depth points) for every photo."""
     weights = config.resolved_weights()
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
-    start = time.perf_counter()
     model = load_model(config.backbone, weights, dev)
     pixels, original_hw = load_photos(files, config.width(), model.patch_size)
     pred = predict(model, pixels, original_hw, config.max_tokens, config.chunking, device=dev)
@@ -160,19 +167,42 @@ def photos_to_transforms(
     )
     xyz, rgb = confident_points(pred, k_net, config.conf_percentile, config.max_points)
     c2w, intr = predicted_to_nerfstudio(pred.w2c, pred.fov, original_hw)
-    sim, box = normalise_world(c2w, xyz, tuple(config.box_percentiles), config.box_margin)
-    c2w, xyz = sim.c2w(c2w), sim.points(xyz)
+    record = {"poser": "vggt", "backbone": config.backbone, "weights": weights_record(weights),
+              "network_hw": list(pixels.shape[-2:]), "passes": pred.chunks, "device": str(dev)}  # fmt: skip
+    return Posed(list(files), c2w, intr, original_hw.float(), xyz, rgb, None, record)
+
+
+def photos_to_transforms(
+    images: Path, out: Path, config: PosingConfig, device: str = "auto", files: Optional[List[Path]] = None
+) -> Path:
+    """Pose the photos of ``images`` (VGGT, or COLMAP with ``config.poser``) and write ``out/transforms.json`` and
+    ``out/sparse_pc.ply`` (atomically: a half-written folder never looks finished). Returns the transforms.json path."""
+    files = files or list_images(images)  # errors name the folder
+    start = time.perf_counter()
+    if config.poser == "colmap":
+        from tnerf_ns.posing.colmap import run_colmap
+
+        posed = run_colmap(files, config.colmap_camera_model, config.colmap_matching, keep=out / "colmap" / "sparse")
+    else:
+        posed = pose_with_vggt(files, config, device)
+    sim, box = normalise_world(posed.c2w, posed.xyz, tuple(config.box_percentiles), config.box_margin)
+    c2w, xyz = sim.c2w(posed.c2w), sim.points(posed.xyz)
 
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tnerf_photos_", dir=out))
     frames = []
-    for i, path in enumerate(files):
-        frames.append({
+    intr, hw = posed.intrinsics, posed.hw
+    for i, path in enumerate(posed.files):
+        frame = {
             "file_path": _portable_path(path, out),
             "transform_matrix": to_homogeneous(c2w[i]).tolist(),
             "fl_x": float(intr[i, 0]), "fl_y": float(intr[i, 1]), "cx": float(intr[i, 2]), "cy": float(intr[i, 3]),
-            "w": int(original_hw[i, 1]), "h": int(original_hw[i, 0]),
-        })  # fmt: skip
+            "w": int(hw[i, 1]), "h": int(hw[i, 0]),
+        }  # fmt: skip
+        if posed.distortion is not None:
+            frame.update(zip(("k1", "k2", "p1", "p2"), map(float, posed.distortion[i])))
+        frames.append(frame)
+    record = dict(posed.record)
     meta = {
         "camera_model": "OPENCV",
         "frames": frames,
@@ -182,24 +212,24 @@ def photos_to_transforms(
             "images": str(images.resolve()),
             "image_fingerprint": image_fingerprint(files),
             "settings_key": settings_key(config),
-            "backbone": config.backbone,
-            "weights": weights_record(weights),
+            "poser": record.pop("poser"),
+            "backbone": record.pop("backbone", None),
+            "weights": record.pop("weights", None),
             "settings": {k: v for k, v in asdict(config).items() if k not in ("backbone", "weights")},
-            "network_hw": list(pixels.shape[-2:]),
-            "passes": pred.chunks,
+            **record,
             "scene_box": box.tolist(),
-            "vggt_to_world": sim.to_dict(),
+            f"{config.poser}_to_world": sim.to_dict(),  # the similarity from the poser's frame
             "points": int(xyz.shape[0]),
-            "device": str(dev),
             "seconds": round(time.perf_counter() - start, 2),
         },
     }
     (tmp / "transforms.json").write_text(json.dumps(meta, indent=2))
-    write_ply(tmp / "sparse_pc.ply", xyz.numpy(), rgb.numpy())
+    write_ply(tmp / "sparse_pc.ply", xyz.numpy(), posed.rgb.numpy())
     for name in ("sparse_pc.ply", "transforms.json"):  # transforms.json last: its presence means finished
         os.replace(tmp / name, out / name)
     shutil.rmtree(tmp, ignore_errors=True)
-    CONSOLE.print(f"[green]{len(files)} cameras and {xyz.shape[0]} points from {images} -> {out / 'transforms.json'}")
+    CONSOLE.print(f"[green]{len(posed.files)} cameras and {xyz.shape[0]} points from {images} -> "
+                  f"{out / 'transforms.json'}")  # fmt: skip
     return out / "transforms.json"
 
 
@@ -252,10 +282,11 @@ def run_posing_cli(cli: type) -> None:
 
     from tnerf_ns.backbone import VGGTLoadError
     from tnerf_ns.backbone.preprocess import ImageInputError
+    from tnerf_ns.posing.colmap import ColmapError
     from tnerf_ns.posing.predict import TokenBudgetError
 
     try:
         tyro.cli(cli).main()
-    except (ImageInputError, VGGTLoadError, TokenBudgetError, ValueError) as err:
+    except (ImageInputError, VGGTLoadError, TokenBudgetError, ColmapError, ValueError) as err:
         CONSOLE.print(f"[red]error: {err}", soft_wrap=True)
         sys.exit(2)
