@@ -102,7 +102,8 @@ class CompareMethods:
     on CUDA). Speed only: the scores do not change."""
     reuse_baselines: bool = True
     """Keep the per-scene baselines' rows of the --out folder's earlier run when made with this protocol (data, scale,
-    budgets, views, settings, device) on a machine as fast: T-NeRF does not enter. False: re-train."""
+    budgets, views, settings, device) on a machine as fast: T-NeRF does not enter. False: re-train. (Rows of methods
+    not in --methods are always kept from that file: ``--methods nerfacto`` re-runs nerfacto alone.)"""
     speed_tolerance: float = SPEED_TOLERANCE
     """Kept rows' calibration time must be within this factor of this machine's (a shared host's speed drifts)."""
     replot: bool = False
@@ -352,7 +353,7 @@ class CompareMethods:
             return results
         models_build_without_lpips_weights()  # nerfacto builds offline (NaN LPIPS, unused)
         previous_file = self.out / "comparison.json"
-        previous = read_rows(previous_file) if self.reuse_baselines and previous_file.is_file() else []
+        previous = read_rows(previous_file) if previous_file.is_file() else []
         kind = baselines.data_kind(self.data)
         if any(m != "tnerf" for m in self.methods):
             self.provenance()  # calibrate first, before any trainer (or data workers it leaves) runs
@@ -375,7 +376,9 @@ class CompareMethods:
             make = lambda method=method: self.baseline_config(method)[0]  # noqa: E731
             settings = self.baseline_config(method)[1]
             label = method if self.rays_per_step is None else f"{method} (equal rays)"
-            kept = reusable_rows(previous, label, self.expected_rows(method, settings), self.speed_tolerance)
+            kept = None
+            if self.reuse_baselines:
+                kept = reusable_rows(previous, label, self.expected_rows(method, settings), self.speed_tolerance)
             if kept is not None:
                 CONSOLE.print(f"[green]{label}: the {len(kept)} rows of the earlier run in {self.out} are kept (same "
                               "protocol; --no-reuse-baselines re-trains)")  # fmt: skip
@@ -383,6 +386,10 @@ class CompareMethods:
                 continue
             self.run_trained(label, method, settings, rows, make, {"data_kind": kind, **self.provenance()})
         results = [r if isinstance(r, dict) else r.as_dict() for r in rows]
+        others = [r for r in previous if method_family(r["method"]) not in self.methods]
+        if others:  # a re-run of some methods: the others' rows stay as they were
+            CONSOLE.print(f"[green]kept from {previous_file}: {', '.join(dict.fromkeys(r['method'] for r in others))}")
+            results = others + results
         (self.out / "comparison.json").write_text(json.dumps(results, indent=2))
         write_table(results, self.out, self.data, CONSOLE)
         plot(results, self.out)
@@ -391,6 +398,12 @@ class CompareMethods:
     def with_views(self, cfg):
         cfg.pipeline.datamanager.num_source_views = self.refine_views
         return cfg
+
+
+def method_family(label: str) -> str:
+    """The --methods entry a row's method label comes from (T-NeRF's rows, the trivial rows and the reprojection
+    baseline come with tnerf)."""
+    return next((m for m in ("nerfacto", "vanilla-nerf") if label.startswith(m)), "tnerf")
 
 
 if __name__ == "__main__":

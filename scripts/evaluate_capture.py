@@ -40,6 +40,7 @@ from rich.console import Console
 from rich.progress import track
 
 from tnerf_ns.evaluation.masks import masked_scores, read_mask
+from tnerf_ns.evaluation.published import PUBLISHED_DTU
 
 REPO = Path(__file__).resolve().parents[1]
 CONSOLE = Console(width=120)
@@ -53,13 +54,6 @@ ROWS = (
 )
 """Rows of every measurement: the prediction with the surroundings swept from the source photos behind the box, the
 same on the flat white background, the sweep alone, and the trivial baselines."""
-PUBLISHED_DTU = {  # object-masked PSNR at 3 / 6 / 9 views, 15 DTU test scans (published_anchors.md, sparse-view DTU)
-    "pixelNeRF (feed-forward, trained on DTU)": (16.82, 19.11, 20.40),
-    "MVSNeRF (feed-forward, trained on DTU)": (18.63, 20.70, 22.40),
-    "MuRF (feed-forward, trained on DTU)": (21.31, 23.74, 25.28),
-    "RegNeRF (per scene, regularised)": (18.89, 22.20, 24.93),
-    "FreeNeRF (per scene, regularised)": (19.92, 23.25, 25.38),
-}
 
 
 @dataclass

@@ -134,6 +134,7 @@ class MakeResults:
                 ],
             ),  # fmt: skip
             *self.capture_steps(),
+            ("summarise-captures", [py, "scripts/summarise_captures.py", "--folder", str(d / "compare")]),
             (
                 "source-views",
                 [
