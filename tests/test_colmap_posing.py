@@ -92,7 +92,9 @@ def test_colmap_poses_a_generated_capture_and_tnerf_photos_reads_it(tmp_path):
 
     from tnerf_ns.data.photos_dataparser import TNeRFPhotosDataParserConfig
 
-    parser = TNeRFPhotosDataParserConfig(data=tmp_path / "photos", output_dir=tmp_path / "posed", poser="colmap")
+    parser = TNeRFPhotosDataParserConfig(
+        data=tmp_path / "photos", output_dir=tmp_path / "posed", poser="colmap", backbone="vggt-small"
+    )  # the VGGT settings do not matter to COLMAP's cameras
     written = meta_file.stat().st_mtime_ns
     outputs = parser.setup().get_dataparser_outputs("train")
     assert meta_file.stat().st_mtime_ns == written  # same photos, same settings: the cameras are reused

@@ -99,6 +99,9 @@ def settings_key(config: PosingConfig) -> str:
     if config.poser == "vggt":  # keys made before COLMAP posing existed stay valid
         for name in ("poser", "colmap_camera_model", "colmap_matching"):
             settings.pop(name)
+    else:  # COLMAP's cameras do not depend on the VGGT settings
+        for name in ("backbone", "weights", "image_width", "max_tokens", "chunking", "conf_percentile", "max_points"):
+            settings.pop(name)
     settings = json.dumps(settings, sort_keys=True)
     return hashlib.sha1(settings.encode()).hexdigest()[:8]
 
