@@ -1,0 +1,151 @@
+#!/usr/bin/env python
+"""nerfstudio's own commands on a real capture, as a user runs them (issue 29): ``ns-train tnerf`` in scene mode (0
+iterations: the shipped head's prediction), ``ns-eval``, ``ns-render spiral`` and ``ns-viewer`` (its page served and a
+headless-Chromium screenshot, when Chromium exists).
+
+    python scripts/capture_cli_check.py --label fox -- nerfstudio-data --data ../shared/data/captures/fox
+    python scripts/capture_cli_check.py --label fox-colmap -- tnerf-photos --data ../shared/data/captures/fox/images \
+        --poser colmap --output-dir demo_output/posefree_capture/fox-colmap
+
+Everything after ``--`` is the dataparser and its arguments. Writes ``<out>/cli-<label>.json`` (each command, its wall
+time, ns-eval's metrics) and ``<out>/cli-<label>-viewer.png``; the run and the video stay in ``--work``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List
+
+import tyro
+from rich.console import Console
+
+REPO = Path(__file__).resolve().parents[1]
+CONSOLE = Console(width=120)
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def chromium() -> str:
+    """A Chromium binary ('' when there is none)."""
+    return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), "")
+
+
+@dataclass
+class CaptureCliCheck:
+    """ns-train (0 iterations), ns-eval, ns-render and ns-viewer on a capture."""
+
+    parser: tyro.conf.Positional[List[str]] = field(default_factory=list)
+    """The dataparser and its arguments (after ``--``)."""
+    label: str = "capture"
+    """Name of this check (cli-<label>.json)."""
+    model_args: List[str] = field(
+        default_factory=lambda: [
+            "--pipeline.model.backbone",
+            "vggt-small",
+            "--pipeline.model.occupancy-step",
+            "0.015625",
+        ]
+    )
+    """Model arguments of ns-train (the shipped head; the capture renderer's step of scripts/evaluate_capture.py)."""
+    render_args: List[str] = field(
+        default_factory=lambda: ["--downscale-factor", "4", "--seconds", "2", "--frame-rate", "4"]
+    )
+    """ns-render spiral arguments (a short, small video: this is a check that it runs)."""
+    viewer_seconds: float = 240.0
+    """How long the viewer may take to serve its page and render the screenshot."""
+    work: Path = REPO / "demo_output" / "capture_cli"
+    """Runs and videos."""
+    out: Path = REPO / "docs" / "results" / "capture"
+    """Where cli-<label>.json and the viewer screenshot go."""
+
+    def run(self, name: str, args: List[str], log: Dict) -> subprocess.CompletedProcess:
+        command = [str(BIN / args[0]), *args[1:]]
+        CONSOLE.rule(name)
+        CONSOLE.print(" ".join(args), soft_wrap=True)
+        start = time.perf_counter()
+        proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False, env=self.env())
+        log[name] = {"command": " ".join(args), "seconds": round(time.perf_counter() - start, 1), "rc": proc.returncode}
+        if proc.returncode != 0:
+            self.write(log)
+            sys.exit(f"{name} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        return proc
+
+    def env(self) -> Dict[str, str]:
+        return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    def write(self, log: Dict) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / f"cli-{self.label}.json").write_text(json.dumps(log, indent=2) + "\n")
+
+    def viewer(self, config: Path, log: Dict) -> None:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        args = ["ns-viewer", "--load-config", str(config), "--viewer.websocket-host", "127.0.0.1",
+                "--viewer.websocket-port", str(port), "--viewer.max-num-display-images", "0"]  # fmt: skip
+        CONSOLE.rule("ns-viewer")
+        start = time.perf_counter()
+        viewer_log = (self.work / f"{self.label}-viewer.log").open("w")
+        proc = subprocess.Popen([str(BIN / args[0]), *args[1:]], cwd=REPO, env=self.env(), stdout=viewer_log,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+        served, shot = False, None
+        try:
+            while time.perf_counter() - start < self.viewer_seconds and proc.poll() is None and not served:
+                try:
+                    served = urllib.request.urlopen(url, timeout=2).status == 200
+                except OSError:
+                    time.sleep(2)
+            browser = chromium()
+            if served and browser:
+                shot = self.out / f"cli-{self.label}-viewer.png"
+                subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                                "--window-size=1000,700", "--virtual-time-budget=60000", f"--screenshot={shot}", url],
+                               capture_output=True, timeout=self.viewer_seconds, check=False)  # fmt: skip
+        finally:
+            alive = proc.poll() is None
+            proc.terminate()
+            proc.wait(timeout=30)
+        log["ns-viewer"] = {"command": " ".join(args), "page_served": served, "still_running": alive,
+                            "seconds_to_page": round(time.perf_counter() - start, 1),
+                            "screenshot": None if shot is None or not shot.is_file() else str(shot.relative_to(REPO))}  # fmt: skip
+        if not (served and alive):
+            self.write(log)
+            sys.exit(f"ns-viewer did not serve its page (log: {viewer_log.name})")
+
+    def main(self) -> None:
+        if not self.parser:
+            raise SystemExit("give the dataparser and its arguments after --, e.g. -- nerfstudio-data --data PATH")
+        self.work.mkdir(parents=True, exist_ok=True)
+        log: Dict = {"label": self.label, "parser": " ".join(self.parser)}
+        train = ["ns-train", "tnerf", "--machine.device-type", "cpu", *self.model_args, "--max-num-iterations", "0",
+                 "--output-dir", str(self.work), "--experiment-name", self.label, "--timestamp", "ff", "--vis",
+                 "tensorboard", *self.parser]  # fmt: skip
+        self.run("ns-train (0 iterations)", train, log)
+        config = self.work / self.label / "tnerf" / "ff" / "config.yml"
+        metrics = self.work / f"{self.label}-eval.json"
+        self.run("ns-eval", ["ns-eval", "--load-config", str(config), "--output-path", str(metrics)], log)
+        log["ns-eval"]["results"] = json.loads(metrics.read_text())["results"]
+        video = self.work / f"{self.label}.mp4"
+        render = ["ns-render", "spiral", "--load-config", str(config), "--output-path", str(video), *self.render_args]
+        self.run("ns-render spiral", render, log)
+        log["ns-render spiral"]["video_bytes"] = video.stat().st_size
+        self.viewer(config, log)
+        self.write(log)
+        CONSOLE.print(json.dumps(log, indent=2))
+
+
+if __name__ == "__main__":
+    tyro.cli(CaptureCliCheck).main()
