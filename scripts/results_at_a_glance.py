@@ -3,7 +3,8 @@
 
 For each scene it reads ``<compare>/<scene>/comparison.json`` (written by ``scripts/compare_methods.py``) and takes
 novel-view PSNR / SSIM of: the feed-forward prediction at K = 4, T-NeRF refined and nerfacto at the 180 s budget, and
-the trivial baselines beside them (empty field; the mean-colour image where the file has it). A scene or row that
+the trivial baselines beside them (empty field; the mean-colour image where the file has it). On a capture the
+feed-forward cell is its protocol's K (DTU: 3 input views; fox: 8), labelled. A scene or row that
 has not been measured yet says "pending". A second table gives the feed-forward prediction of the head shipped with
 the package (scene mode, 0 iterations) from ``<method>/<label>.json`` (``scripts/evaluate_source_views.py``: lego and
 mic) and ``<capture>/<label>.json`` (``scripts/evaluate_capture.py``: DTU scan24), beside the same baselines.
@@ -53,7 +54,8 @@ class Glance:
     compare: Path = REPO / "docs/results/compare"
     """Folder of the per-scene comparison results."""
     scenes: Dict[str, str] = field(default_factory=lambda: {"lego": "lego (Blender)", "mic": "mic (Blender)",
-                                                           "dtu_scan24": "DTU scan24 (real)"})  # fmt: skip
+                                                           "dtu-3views": "DTU scan24, 3 views (real)",
+                                                           "fox": "fox (real, hand-held)"})  # fmt: skip
     """Result folder -> scene name shown."""
     out: Path = REPO / "docs/results/glance.md"
     """Markdown table to write."""
@@ -100,9 +102,10 @@ class Glance:
                    or any(find(rows, c[1], c[2], "novel") for rows in measured.values())]  # fmt: skip
         head = "| scene | " + " | ".join(title for title, _, _ in columns) + " |"
         lines = [
-            "Novel views, PSNR (dB) / SSIM; backbone `vggt-small` (VGGT-1B's weights cannot be downloaded here), the "
-            "demo's head before the projection branch; 2 CPU threads; one training each. Empty field (and mean-colour image where measured): the trivial "
-            "baselines. pending: the scene has no comparison yet.",
+            "Novel views, PSNR (dB) / SSIM; backbone `vggt-small` (VGGT-1B's weights cannot be downloaded here); lego "
+            "and mic: the demo's head before the projection branch, the captures (DTU, fox): the shipped head; 2 CPU "
+            "threads; one training each. Empty field (and mean-colour image where measured): the trivial baselines. "
+            "pending: the scene has no comparison yet.",
             "",
             head,
             "|---|" + "---:|" * len(columns),
@@ -110,6 +113,10 @@ class Glance:
         for folder, name in self.scenes.items():
             rows = measured.get(folder, [])
             cells = [cell(find(rows, method, setting, "novel")) for _, method, setting in columns]
+            if rows and find(rows, "tnerf feed-forward", "K=4", "novel") is None:  # a capture: its protocol's K
+                other = next((r for r in rows if r["method"] == "tnerf feed-forward" and r["split"] == "novel"), None)
+                if other is not None:
+                    cells[0] = f"{cell(other)} ({other['setting']})"
             if not rows:
                 cells = ["pending"] * len(columns)
             lines.append(f"| {name} | " + " | ".join(cells) + " |")

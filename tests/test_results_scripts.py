@@ -37,7 +37,11 @@ def test_results_at_a_glance_reads_comparisons_and_says_pending(tmp_path):
     assert (
         lines["| lego (Blender)"] == "| lego (Blender) | 12.35 / 0.500 | not measured | not measured | 9.00 / 0.600 |"
     )
-    assert lines["| DTU scan24 (real)"].count("pending") == 4  # no file has a mean-colour row: no such column
+    assert lines["| DTU scan24, 3 views (real)"].count("pending") == 4  # no mean-colour row anywhere: no such column
+    (tmp_path / "fox").mkdir()  # a capture: the feed-forward row of its own K
+    (tmp_path / "fox" / "comparison.json").write_text(json.dumps([empty, {**row, "setting": "K=8"}]))
+    run("scripts/results_at_a_glance.py", "--compare", str(tmp_path), "--out", str(out))
+    assert "| fox (real, hand-held) | 12.35 / 0.500 (K=8) | not measured |" in out.read_text()
     mean = {"method": "mean-colour image", "setting": "-", "split": "novel", "psnr": 10.0, "ssim": 0.7}
     (tmp_path / "lego" / "comparison.json").write_text(json.dumps([empty, row, mean]))
     run("scripts/results_at_a_glance.py", "--compare", str(tmp_path), "--out", str(out))
