@@ -136,6 +136,10 @@ class MakeResults:
             *self.capture_steps(),
             ("summarise-captures", [py, "scripts/summarise_captures.py", "--folder", str(d / "compare")]),
             (
+                "glance",
+                [py, "scripts/results_at_a_glance.py", "--compare", str(d / "compare"), "--out", str(d / "glance.md")],
+            ),
+            (
                 "source-views",
                 [
                     py,
