@@ -4,8 +4,9 @@ iterations: the shipped head's prediction), ``ns-eval``, ``ns-render spiral`` an
 headless-Chromium screenshot, when Chromium exists).
 
     python scripts/capture_cli_check.py --label fox -- nerfstudio-data --data ../shared/data/captures/fox
-    python scripts/capture_cli_check.py --label fox-colmap -- tnerf-photos --data ../shared/data/captures/fox/images \
-        --poser colmap --output-dir demo_output/posefree_capture/fox-colmap
+    python scripts/capture_cli_check.py --label fox-colmap \
+        --train-args="--pipeline.model.backbone vggt-small --pipeline.datamanager.placement.mode cameras" \
+        -- tnerf-photos --data ../shared/data/captures/fox/images --poser colmap
 
 Everything after ``--`` is the dataparser and its arguments. Writes ``<out>/cli-<label>.json`` (each command, its wall
 time, ns-eval's metrics) and ``<out>/cli-<label>-viewer.png``; the run and the video stay in ``--work``.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -52,19 +54,11 @@ class CaptureCliCheck:
     """The dataparser and its arguments (after ``--``)."""
     label: str = "capture"
     """Name of this check (cli-<label>.json)."""
-    model_args: List[str] = field(
-        default_factory=lambda: [
-            "--pipeline.model.backbone",
-            "vggt-small",
-            "--pipeline.model.occupancy-step",
-            "0.015625",
-        ]
-    )
-    """Model arguments of ns-train (the shipped head; the capture renderer's step of scripts/evaluate_capture.py)."""
-    render_args: List[str] = field(
-        default_factory=lambda: ["--downscale-factor", "4", "--seconds", "2", "--frame-rate", "4"]
-    )
-    """ns-render spiral arguments (a short, small video: this is a check that it runs)."""
+    train_args: str = "--pipeline.model.backbone vggt-small --pipeline.model.occupancy-step 0.015625"
+    """ns-train's method arguments, one string (``--train-args="..."``): the shipped head, and the capture renderer's
+    step of scripts/evaluate_capture.py."""
+    render_args: str = "--downscale-factor 4 --seconds 2 --frame-rate 4"
+    """ns-render spiral's arguments, one string (a short, small video: this checks that it runs)."""
     viewer_seconds: float = 240.0
     """How long the viewer may take to serve its page and render the screenshot."""
     work: Path = REPO / "demo_output" / "capture_cli"
@@ -130,7 +124,7 @@ class CaptureCliCheck:
             raise SystemExit("give the dataparser and its arguments after --, e.g. -- nerfstudio-data --data PATH")
         self.work.mkdir(parents=True, exist_ok=True)
         log: Dict = {"label": self.label, "parser": " ".join(self.parser)}
-        train = ["ns-train", "tnerf", "--machine.device-type", "cpu", *self.model_args, "--max-num-iterations", "0",
+        train = ["ns-train", "tnerf", "--machine.device-type", "cpu", *shlex.split(self.train_args), "--max-num-iterations", "0",
                  "--output-dir", str(self.work), "--experiment-name", self.label, "--timestamp", "ff", "--vis",
                  "tensorboard", *self.parser]  # fmt: skip
         self.run("ns-train (0 iterations)", train, log)
@@ -139,7 +133,8 @@ class CaptureCliCheck:
         self.run("ns-eval", ["ns-eval", "--load-config", str(config), "--output-path", str(metrics)], log)
         log["ns-eval"]["results"] = json.loads(metrics.read_text())["results"]
         video = self.work / f"{self.label}.mp4"
-        render = ["ns-render", "spiral", "--load-config", str(config), "--output-path", str(video), *self.render_args]
+        render = ["ns-render", "spiral", "--load-config", str(config), "--output-path", str(video)]
+        render += shlex.split(self.render_args)
         self.run("ns-render spiral", render, log)
         log["ns-render spiral"]["video_bytes"] = video.stat().st_size
         self.viewer(config, log)
