@@ -65,7 +65,7 @@ class SummariseCaptures:
             for name, title in CAPTURES.items():
                 path = self.folder / name / "comparison.json"
                 if not path.is_file():
-                    lines.append(f"| {title} | " + " | ".join(["not run"] * (len(head) - 1)) + " |")
+                    lines.append(f"| {title} | not run | " + " | ".join(["-"] * (len(head) - 2)) + " |")
                     continue
                 rows = json.loads(path.read_text())
                 refined = [find(rows, split, "tnerf refined", f"budget {b:g}s") for b in self.budgets]
