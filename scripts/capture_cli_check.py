@@ -72,7 +72,11 @@ class CaptureCliCheck:
         CONSOLE.print(" ".join(args), soft_wrap=True)
         start = time.perf_counter()
         proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False, env=self.env())
-        log[name] = {"command": " ".join(args), "seconds": round(time.perf_counter() - start, 1), "rc": proc.returncode}
+        log[name] = {
+            "command": " ".join(args).replace(f"{REPO}{os.sep}", ""),
+            "seconds": round(time.perf_counter() - start, 1),
+            "rc": proc.returncode,
+        }
         if proc.returncode != 0:
             self.write(log)
             sys.exit(f"{name} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -112,7 +116,7 @@ class CaptureCliCheck:
             alive = proc.poll() is None
             proc.terminate()
             proc.wait(timeout=30)
-        log["ns-viewer"] = {"command": " ".join(args), "page_served": served, "still_running": alive,
+        log["ns-viewer"] = {"command": " ".join(args).replace(f"{REPO}{os.sep}", ""), "page_served": served, "still_running": alive,
                             "seconds_to_page": round(time.perf_counter() - start, 1),
                             "screenshot": None if shot is None or not shot.is_file() else str(shot.relative_to(REPO))}  # fmt: skip
         if not (served and alive):
