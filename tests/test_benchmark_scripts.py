@@ -78,6 +78,7 @@ def test_compare_methods_runs_tnerf_and_nerfacto(trained, scenes, tmp_path):
     assert again[-2:] == rows[-2:] and again[:-2] == replotted[:-2]  # T-NeRF's rows stay as they were
 
 
+@pytest.mark.long  # make test-slow; a speed benchmark (make bench) of the renders compare_methods' test scores
 def test_benchmark_eval_chunks_times_identical_renders(scenes, tmp_path):
     out = tmp_path / "chunks.md"
     run("scripts/benchmark_eval_chunks.py", "--data", str(scenes / "synth_000003"), "--out", str(out), "--chunks",

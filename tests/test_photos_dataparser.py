@@ -139,6 +139,7 @@ def test_the_photos_dataparser_names_an_empty_folder(tmp_path):
         parser.get_dataparser_outputs("train")
 
 
+@pytest.mark.long  # make test-slow; posing photos and the scoring it uses run in make test (above, test_posefree_capture)
 def test_evaluate_posefree_writes_results(scenes, trained, tiny_weights, tmp_path):
     """The evaluation script on a tiny scene with the shared tiny run: camera errors and both PSNRs."""
     import subprocess
