@@ -39,7 +39,7 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import track
 
-from tnerf_ns.evaluation.masks import masked_scores, read_mask
+from tnerf_ns.evaluation.masks import mask_finder, masked_scores
 from tnerf_ns.evaluation.published import PUBLISHED_DTU
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,13 +108,13 @@ class EvaluateCapture:
         mean_colour = sources.reshape(-1, 3).mean(0)
         centres = ctx.c2w[:, :, 3]
         dataset = dm.eval_dataset
-        folder = transforms.parent if transforms.is_file() else transforms
+        find_mask = mask_finder(transforms.parent if transforms.is_file() else transforms, dataset)
         rows: Dict[str, List[Dict[str, float]]] = {name: [] for name in ROWS}
         seconds: List[float] = []
         count = len(dataset) if self.max_views_scored is None else min(self.max_views_scored, len(dataset))
         for i in track(range(count), description=f"{transforms.name}", console=CONSOLE, transient=True):
             gt = model.renderer_rgb.blend_background(dataset.get_image_float32(i))  # RGBA photos: on the background
-            mask = read_mask(folder / "masks" / Path(dataset.image_filenames[i]).name, gt.shape[:2])
+            mask = find_mask(i, gt.shape[:2]) if find_mask is not None else None
             camera = dataset.cameras[i : i + 1].to(pipeline.device)
             start = time.perf_counter()
             with torch.no_grad():  # one render on the flat background, then the surroundings composited behind it

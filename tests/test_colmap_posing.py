@@ -17,8 +17,9 @@ pytest.importorskip("pycolmap")
 
 from helpers import REPO  # noqa: E402
 
+from tnerf_ns.geometry import opencv_w2c_to_opengl_c2w  # noqa: E402
 from tnerf_ns.posing import PosingConfig, photos_to_transforms  # noqa: E402
-from tnerf_ns.posing.colmap import ColmapError, cv_to_nerfstudio, opencv_params, run_colmap  # noqa: E402
+from tnerf_ns.posing.colmap import ColmapError, opencv_params, run_colmap  # noqa: E402
 from tnerf_ns.posing.metrics import aligned_errors, mean_pose_baseline  # noqa: E402
 
 
@@ -63,7 +64,7 @@ def test_camera_conventions():
     rot = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))[0].numpy()
     rot *= np.linalg.det(rot)
     centre = np.array([1.0, -2.0, 0.5])
-    c2w = cv_to_nerfstudio(np.concatenate([rot, (-rot @ centre)[:, None]], 1))
+    c2w = opencv_w2c_to_opengl_c2w(torch.from_numpy(np.concatenate([rot, (-rot @ centre)[:, None]], 1))).numpy()
     assert np.allclose(c2w[:, 3], centre)  # the camera centre
     assert np.allclose(c2w[:, 2], -rot[2])  # OpenGL looks down -z: -z is OpenCV's forward (the third row of R)
     assert np.allclose(opencv_params("SIMPLE_RADIAL", [100, 8, 6, 0.1]), [100, 100, 8, 6, 0.1, 0, 0, 0])

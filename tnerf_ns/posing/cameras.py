@@ -1,4 +1,5 @@
-"""VGGT's predicted cameras as nerfstudio cameras: conventions, original-resolution intrinsics, the normalised world.
+"""Posed photos as nerfstudio cameras (:class:`Posed`, what VGGT and COLMAP both give), VGGT's conventions,
+original-resolution intrinsics, the normalised world.
 
 VGGT predicts, per frame, an OpenCV camera-from-world extrinsic in the first camera's frame (scale normalised by the
 network) and a field of view (``fov_h``, ``fov_w``). A field of view does not depend on the image size, so the
@@ -8,14 +9,35 @@ network saw (the photos are resized without cropping or padding, see :mod:`tnerf
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, Tuple
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from tnerf_ns.geometry import MIN_FOV, opencv_w2c_to_opengl_c2w, quaternion_to_matrix
+
+
+@dataclass
+class Posed:
+    """Cameras of the photos a poser registered, in the folder's order, at each photo's own resolution."""
+
+    files: List[Path]
+    c2w: Float[Tensor, "n 3 4"]
+    """nerfstudio camera-to-world (OpenGL axes)."""
+    intrinsics: Float[Tensor, "n 4"]
+    """``fl_x, fl_y, cx, cy`` in pixels."""
+    hw: Float[Tensor, "n 2"]
+    """Photo height, width."""
+    xyz: Float[Tensor, "p 3"]
+    """Scene points (VGGT: confident depth; COLMAP: triangulated)."""
+    rgb: Float[Tensor, "p 3"]
+    distortion: Optional[Float[Tensor, "n 4"]] = None
+    """OPENCV ``k1 k2 p1 p2`` per photo; None: pinhole."""
+    record: Dict = field(default_factory=dict)
+    """What made them (written to ``transforms.json``)."""
 
 
 def pose_encoding_to_w2c(pose_enc: Float[Tensor, "*b 9"]) -> Float[Tensor, "*b 3 4"]:

@@ -4,22 +4,22 @@ cannot estimate a real capture's cameras (``docs/posefree.md``).
 SIFT features, exhaustive (or sequential) matching and incremental mapping, as ``ns-process-data images`` runs them
 with the ``colmap`` executable; one camera shared by every photo (a capture is one phone or one lens). Photos COLMAP
 cannot register are left out with a warning, as nerfstudio does. The result is in the same form as VGGT's cameras
-(:class:`Posed`), so :func:`tnerf_ns.posing.convert.photos_to_transforms` writes both alike.
+(:class:`tnerf_ns.posing.cameras.Posed`), so :func:`tnerf_ns.posing.convert.photos_to_transforms` writes both alike.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Sequence
+from typing import Literal, Optional, Sequence
 
 import numpy as np
 import torch
-from jaxtyping import Float
 from rich.console import Console
-from torch import Tensor
+
+from tnerf_ns.geometry import opencv_w2c_to_opengl_c2w
+from tnerf_ns.posing.cameras import Posed
 
 CONSOLE = Console()
 ColmapCameraModel = Literal["OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL"]
@@ -28,26 +28,6 @@ ColmapCameraModel = Literal["OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "SIMPLE_RADIA
 
 class ColmapError(RuntimeError):
     """COLMAP is missing or could not pose the photos (the message names the folder)."""
-
-
-@dataclass
-class Posed:
-    """Cameras of the photos a poser registered, in the folder's order, at each photo's own resolution."""
-
-    files: List[Path]
-    c2w: Float[Tensor, "n 3 4"]
-    """nerfstudio camera-to-world (OpenGL axes)."""
-    intrinsics: Float[Tensor, "n 4"]
-    """``fl_x, fl_y, cx, cy`` in pixels."""
-    hw: Float[Tensor, "n 2"]
-    """Photo height, width."""
-    xyz: Float[Tensor, "p 3"]
-    """Scene points (VGGT: confident depth; COLMAP: triangulated)."""
-    rgb: Float[Tensor, "p 3"]
-    distortion: Optional[Float[Tensor, "n 4"]] = None
-    """OPENCV ``k1 k2 p1 p2`` per photo; None: pinhole."""
-    record: Dict = field(default_factory=dict)
-    """What made them (written to ``transforms.json``)."""
 
 
 def opencv_params(model: str, params: Sequence[float]) -> np.ndarray:
@@ -64,14 +44,6 @@ def opencv_params(model: str, params: Sequence[float]) -> np.ndarray:
     if model == "OPENCV":
         return np.array(p[:8])
     raise ColmapError(f"COLMAP camera model {model} is not supported here (known: {ColmapCameraModel.__args__})")
-
-
-def cv_to_nerfstudio(cam_from_world: Float[np.ndarray, "3 4"]) -> Float[np.ndarray, "3 4"]:
-    """COLMAP's world-to-camera (OpenCV axes) to nerfstudio's camera-to-world (OpenGL axes)."""
-    rot, trans = cam_from_world[:, :3], cam_from_world[:, 3]
-    c2w = np.concatenate([rot.T, (-rot.T @ trans)[:, None]], axis=1)
-    c2w[:, 1:3] *= -1  # OpenCV (x right, y down, z forward) -> OpenGL (y up, z backward)
-    return c2w
 
 
 def run_colmap(
@@ -126,11 +98,11 @@ def posed_from_model(model, files: Sequence[Path], camera_model: str, version: s
     if dropped:
         CONSOLE.print(f"[yellow]COLMAP could not register {len(dropped)} of {len(files)} photos; left out: "
                       f"{', '.join(dropped[:10])}{' ...' if len(dropped) > 10 else ''}")  # fmt: skip
-    c2w, params, hw = [], [], []
+    w2c, params, hw = [], [], []
     for f in kept:
         image = by_name[f.name]
         cam_from_world = image.cam_from_world() if callable(image.cam_from_world) else image.cam_from_world
-        c2w.append(cv_to_nerfstudio(np.asarray(cam_from_world.matrix(), dtype=np.float64)))
+        w2c.append(np.asarray(cam_from_world.matrix(), dtype=np.float64))
         camera = image.camera
         params.append(opencv_params(camera.model.name, camera.params))
         hw.append([camera.height, camera.width])
@@ -141,5 +113,6 @@ def posed_from_model(model, files: Sequence[Path], camera_model: str, version: s
     distortion = torch.from_numpy(params[:, 4:]).float() if np.abs(params[:, 4:]).max() > 0 else None
     record = {"poser": "colmap", "pycolmap": version, "camera_model": camera_model, "registered": len(kept),
               "dropped": dropped, "mean_reprojection_error_px": float(model.compute_mean_reprojection_error())}  # fmt: skip
-    return Posed(kept, torch.from_numpy(np.stack(c2w)).float(), torch.from_numpy(params[:, :4]).float(), torch.tensor(hw, dtype=torch.float32),
-                 torch.from_numpy(xyz), torch.from_numpy(rgb), distortion, record)  # fmt: skip
+    c2w = opencv_w2c_to_opengl_c2w(torch.from_numpy(np.stack(w2c))).float()
+    intrinsics, hw = torch.from_numpy(params[:, :4]).float(), torch.tensor(hw, dtype=torch.float32)
+    return Posed(kept, c2w, intrinsics, hw, torch.from_numpy(xyz), torch.from_numpy(rgb), distortion, record)

@@ -24,8 +24,8 @@ import torch
 from rich.console import Console
 
 from tnerf_ns.backbone.preprocess import list_images
-from tnerf_ns.posing.cameras import fov_to_intrinsics, normalise_world, predicted_to_nerfstudio, to_homogeneous
-from tnerf_ns.posing.colmap import ColmapCameraModel, Posed
+from tnerf_ns.posing.cameras import Posed, fov_to_intrinsics, normalise_world, predicted_to_nerfstudio, to_homogeneous
+from tnerf_ns.posing.colmap import ColmapCameraModel
 from tnerf_ns.posing.predict import confident_points, load_photos, predict
 
 CONSOLE = Console()
