@@ -5,6 +5,7 @@
     python scripts/make_synthetic_scenes.py --out data/rooms --num-scenes 5 --kind room --max-res 160
     python scripts/make_synthetic_scenes.py --out data/dyn --num-scenes 6 --dynamic
     python scripts/make_synthetic_scenes.py --out data/mixed --num-scenes 200 --kind mixed --max-res 96
+    python scripts/make_synthetic_scenes.py --out data/tables --num-scenes 40 --kind tabletop-mixed --max-res 64
 
 Layout: ``OUT/features/<scene>.npz`` and ``OUT/nerfmae_split.npz`` (train/val/test scene names; val = test = the
 held-out scenes). Dynamic scenes write one grid per time (``<scene>_t000.npz`` ... ``_t100.npz``), each carrying
@@ -30,6 +31,10 @@ from tnerf_ns.scenes.synthetic import generate_scene, scene_statistics
 CONSOLE = Console()
 
 
+MIXES = {"mixed": ("object", "room"), "tabletop-mixed": ("object", "tabletop")}
+"""Kinds that alternate two scene kinds by index."""
+
+
 @dataclass
 class MakeSyntheticScenes:
     """Generate NeRF-MAE-format synthetic scenes."""
@@ -40,9 +45,11 @@ class MakeSyntheticScenes:
     """Number of scenes."""
     seed: int = 0
     """Random seed (the output is deterministic for a seed)."""
-    kind: Literal["object", "room", "mixed"] = "object"
-    """Object-centric scenes (like the Blender set), rooms (like the indoor pre-training data), or mixed (objects
-    at even indices, rooms at odd ones; e.g. backbone pre-training data)."""
+    kind: Literal["object", "tabletop", "room", "mixed", "tabletop-mixed"] = "object"
+    """Object-centric scenes (like the Blender set), objects on a table before a backdrop (like a capture of an
+    object), rooms (like the indoor pre-training data), mixed (objects at even indices, rooms at odd ones; e.g.
+    backbone pre-training data) or tabletop-mixed (objects at even indices, tabletops at odd ones; the shipped
+    head's training data)."""
     dynamic: bool = False
     """Move objects between t0 and t1 and write the scene at several times."""
     times: List[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
@@ -79,7 +86,7 @@ class MakeSyntheticScenes:
             )
             if all(p.exists() for p in expected):
                 continue
-            kind = self.kind if self.kind != "mixed" else ("object", "room")[index % 2]
+            kind = MIXES[self.kind][index % 2] if self.kind in MIXES else self.kind
             for scene in generate_scene(self.seed, index, kind, self.dynamic, self.max_res, self.times):
                 save_scene(features / f"{scene.name}.npz", scene)
                 stats.append(scene_statistics(scene))

@@ -4,7 +4,8 @@
     python scripts/train_head.py                       # about 45 minutes on 2 CPU threads
     python scripts/train_head.py --device cuda --label "GPU run"   # optional; the shipped head is the CPU one
 
-1. generate ``--num-scenes`` object scenes (``scripts/make_synthetic_scenes.py --seed --scene-seed``) and render them:
+1. generate ``--num-scenes`` scenes, objects and objects on a table before a backdrop in turn (``--kind``;
+   ``scripts/make_synthetic_scenes.py --seed --scene-seed``) and render them:
    generated scenes only, so that no image of lego, mic, DTU, fox (or any real scene used to evaluate) reaches the
    head; the scene seed differs from the demo's (0) and the diagnosis benchmark's (2028);
 2. ``ns-train tnerf`` on them (``--iterations`` steps, ``--machine.seed``); resumable: run the same command again
@@ -44,8 +45,11 @@ class TrainHead:
     """Scenes, run and evaluation (git-ignored)."""
     head: Path = REPO / "tnerf_ns" / "weights" / "tnerf-head-vggt-small"
     """Folder the head is exported to."""
-    num_scenes: int = 40
+    num_scenes: int = 48
     """Generated scenes (80 % train, 20 % held out)."""
+    kind: str = "tabletop-mixed"
+    """Scene kind (``scripts/make_synthetic_scenes.py --kind``): objects in a void and objects on a table before a
+    backdrop, in turn, so the head has seen what a capture of an object shows."""
     scene_seed: int = 11
     """Seed of the scene generator (not the demo's 0, not the diagnosis benchmark's 2028)."""
     max_res: int = 64
@@ -83,10 +87,18 @@ class TrainHead:
         work.mkdir(parents=True, exist_ok=True)
         py, bin_dir = sys.executable, Path(sys.executable).parent
         timings: Dict[str, float] = {}
+        data = {"num_scenes": self.num_scenes, "kind": self.kind, "scene_seed": self.scene_seed,
+                "max_res": self.max_res, "views": self.views, "size": self.size}  # fmt: skip
+        recorded = work / "data.json"
+        if recorded.exists() and json.loads(recorded.read_text()) != data:
+            raise SystemExit(f"{recorded}: this work folder holds scenes and a run made with other data settings "
+                             f"({recorded.read_text().strip()}); choose another --work or delete it")  # fmt: skip
+        recorded.write_text(json.dumps(data))
         grids, scenes, runs = work / "grids", work / "scenes", work / "runs"
         if not (scenes / "scenes.json").exists() and not any(scenes.glob("*/transforms*.json")):
             self.run("generate scenes", [py, "scripts/make_synthetic_scenes.py", "--out", str(grids), "--num-scenes",
-                     str(self.num_scenes), "--max-res", str(self.max_res), "--seed", str(self.scene_seed)],
+                     str(self.num_scenes), "--max-res", str(self.max_res), "--seed", str(self.scene_seed),
+                     "--kind", self.kind],
                      timings)  # fmt: skip
             self.run("render scenes", [py, "scripts/render_scenes.py", "--scenes", str(grids), "--out", str(scenes),
                      "--views", str(self.views), "--size", f"{self.size}x{self.size}"], timings)  # fmt: skip
@@ -131,8 +143,9 @@ class TrainHead:
             "", "## Shipped head: how it was made", "",
             f"- **Made by**: `make train-head` (`scripts/train_head.py`), {self.label}; host: {platform.machine()}, "
             f"{os.cpu_count()} logical CPUs, torch threads {_threads()}.",
-            f"- **Data**: {self.num_scenes} generated object scenes (`scripts/make_synthetic_scenes.py --seed "
-            f"{self.scene_seed} --max-res {self.max_res}`), {self.views} views each at {self.size}x{self.size} "
+            f"- **Data**: {self.num_scenes} generated scenes, objects and objects on a table before a backdrop in "
+            f"turn (`scripts/make_synthetic_scenes.py --seed {self.scene_seed} --max-res {self.max_res} --kind "
+            f"{self.kind}`), {self.views} views each at {self.size}x{self.size} "
             "(`scripts/render_scenes.py`); 80 % train, 20 % held out. Generated scenes only: no image of lego, mic, "
             "DTU, fox or any other real scene.",
             f"- **Steps**: {self.iterations} x {self.rays_per_batch} rays; **seed**: {self.seed}; "

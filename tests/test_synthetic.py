@@ -60,3 +60,29 @@ def test_dynamic_states_move_between_t0_and_t1():
     # the middle state lies between the ends: its centre of mass is near the mean of theirs
     com = [np.argwhere(o).mean(0) for o in occ]
     assert np.linalg.norm(com[1] - (com[0] + com[2]) / 2) < 0.25 * np.linalg.norm(com[2] - com[0]) + 1.0
+
+
+def test_tabletop_scenes_stand_on_a_floor_that_fills_the_box_and_cameras_frame_the_things():
+    from tnerf_ns.scenes.render_dataset import RenderSettings, cameras_for
+
+    scenes = [generate_scene(5, i, "tabletop", False, 32)[0] for i in range(6)]
+    backdrops = 0
+    for scene in scenes:
+        solid = scene.opacity > 0.5
+        assert solid[:, :, 0].mean() > 0.95  # the bottom layer is table, edge to edge
+        side_walls = [solid[0], solid[-1], solid[:, 0], solid[:, -1]]
+        backdrops += any(w[:, solid.shape[2] // 2 :].mean() > 0.9 for w in side_walls)
+        subject = np.asarray(scene.extras["subject_box"])
+        box = scene.world_box
+        assert (subject[0] >= box[0] - 1e-6).all() and (subject[1] <= box[1] + 1e-6).all()
+        assert subject.mean(0)[2] > box[0, 2] + 0.06  # the things stand on the table, above its top
+        poses, _ = cameras_for(scene, RenderSettings(views=6), seed=0)
+        centres = poses[:, :3, 3]
+        assert (centres[:, 2] > box[0, 2]).all()  # looking down at the table, never from under it
+        # each camera looks at the things: its optical axis (-z in OpenGL) passes near the subject's centre
+        to_subject = subject.mean(0) - centres
+        axis = -poses[:, :3, 2]
+        cos = (to_subject * axis).sum(-1) / np.linalg.norm(to_subject, axis=-1)
+        assert (cos > 0.95).all()
+    assert 1 <= backdrops <= 5  # some scenes have a backdrop wall, some not
+    assert "subject_box" not in generate_scene(5, 0, "object", False, 32)[0].extras

@@ -28,6 +28,13 @@ class TNeRFPipelineConfig(VanillaPipelineConfig):
     """Data manager (one scene per step)."""
     model: TNeRFModelConfig = field(default_factory=TNeRFModelConfig)
     """T-NeRF model."""
+    thread_invariant_numerics: bool = False
+    """Make a CPU run's floats independent of the host's thread count: one intra-op thread and no oneDNN kernels.
+    PyTorch's oneDNN convolutions and its vectorised element-wise loops (whose scalar tails fall where the work is
+    split between threads) round differently with 1 and 2 threads, and training amplifies those last bits into
+    different weights (docs/results.md, Reproducibility; ``scripts/thread_determinism.py`` finds the first op that
+    differs). On: the same seed gives bit-identical weights whatever OMP_NUM_THREADS is, at about 1.4x the time on
+    2 cores. CUDA kernels are unaffected; other CPUs (other vector widths) may still round differently."""
 
 
 apply_nerfstudio_patches()
@@ -46,6 +53,13 @@ def check_finite(step: int, loss_dict: Dict[str, Tensor], scene: str) -> None:
             f"non-finite loss at step {step} (scene {scene}): {sorted(bad)} ; all terms: {terms}. The optimiser step "
             "was not taken; the last saved checkpoint is from before it. Lower the learning rate or resume from it."
         )
+
+
+def use_thread_invariant_numerics() -> None:
+    """One intra-op CPU thread and PyTorch's own convolutions instead of oneDNN's (see
+    ``TNeRFPipelineConfig.thread_invariant_numerics``)."""
+    torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = False
 
 
 class NoEvalImagesError(ValueError):
@@ -70,6 +84,8 @@ class TNeRFPipeline(VanillaPipeline):
         # device_ids=[rank], which torch refuses for CPU modules: build both here (gloo on CPU, NCCL on CUDA)
         Pipeline.__init__(self)
         self.config = config
+        if config.thread_invariant_numerics:
+            use_thread_invariant_numerics()
         self.test_mode = test_mode
         self.datamanager: TNeRFDataManager = config.datamanager.setup(
             device=device, test_mode=test_mode, world_size=world_size, local_rank=local_rank

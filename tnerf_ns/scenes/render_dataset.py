@@ -28,6 +28,7 @@ from PIL import Image
 from tnerf_ns.scenes.camera_rigs import PinholeIntrinsics, RigVariation, orbit_poses, room_poses
 from tnerf_ns.scenes.grid_renderer import GridVolume, numpy_image, render_view
 from tnerf_ns.scenes.nerfmae import NerfMAEScene, SceneIndex, load_scene
+from tnerf_ns.scenes.synthetic import OBJECT_KINDS
 
 FORMAT_VERSION = 1
 SCENES_FILE = "scenes.json"
@@ -94,7 +95,7 @@ def recorded_world_box(folder: Path) -> Optional[np.ndarray]:
 
 
 def scene_kind(scene: NerfMAEScene) -> str:
-    """``object`` or ``room`` (real NeRF-MAE scenes are rooms)."""
+    """``object``, ``tabletop`` or ``room`` (real NeRF-MAE scenes are rooms)."""
     return str(scene.extras.get("scene_kind", "room"))
 
 
@@ -120,12 +121,16 @@ def cameras_for(scene: NerfMAEScene, settings: RenderSettings, seed: int) -> tup
     if settings.fov_range_deg is not None:
         fov_object = fov_room = float(rng.uniform(*settings.fov_range_deg))
     variation = settings.variation
-    if scene_kind(scene) == "object":
+    if scene_kind(scene) in OBJECT_KINDS:
         # frame the matter, not the box: aim at the occupied voxels' centroid, back off to fit their bounding sphere
-        occupied = np.argwhere(scene.opacity > 0.01)
-        pts = box[0] + occupied * scene.pitch if len(occupied) else box.mean(0, keepdims=True)
-        target = pts.mean(0)
-        r_obj = max(float(np.linalg.norm(pts - target, axis=-1).max()), 1e-3)
+        if "subject_box" in scene.extras:  # tabletop: the things on the table, not the table
+            subject = np.asarray(scene.extras["subject_box"], np.float64)
+            target, r_obj = subject.mean(0), max(float(np.linalg.norm(subject[1] - subject[0])) / 2, 1e-3)
+        else:
+            occupied = np.argwhere(scene.opacity > 0.01)
+            pts = box[0] + occupied * scene.pitch if len(occupied) else box.mean(0, keepdims=True)
+            target = pts.mean(0)
+            r_obj = max(float(np.linalg.norm(pts - target, axis=-1).max()), 1e-3)
         radius = settings.orbit_radius * r_obj / math.sin(math.radians(fov_object) / 2)
         poses = orbit_poses(settings.views, target, radius, (5.0, 65.0), seed=seed, variation=variation)
         intr = PinholeIntrinsics.from_fov(height, width, fov_object)

@@ -18,7 +18,12 @@ from scipy import ndimage
 
 from tnerf_ns.scenes.nerfmae import CULLED, MAX_RESOLUTION, NerfMAEScene, world_to_ngp_axes
 
-SceneKind = Literal["object", "room"]
+SceneKind = Literal["object", "tabletop", "room"]
+"""object: things floating in the void of their box; tabletop: the same things on a textured floor that fills the
+box's bottom, often before a backdrop (what a capture of an object on a table shows); room: a room shell with
+furniture."""
+OBJECT_KINDS = ("object", "tabletop")
+"""Kinds framed by an orbit of cameras around their matter."""
 PrimitiveKind = Literal["box", "sphere", "cylinder", "capsule"]
 NGP_CULL_SIGMA = 5.9
 """Instant-NGP culls cells whose density is below about this (reference §1.4)."""
@@ -140,12 +145,33 @@ def _bottom(prim: Primitive) -> float:
     return float(prim.half[2])
 
 
+def _table_and_backdrop(rng: np.random.Generator, top: float) -> List[Primitive]:
+    """A textured floor slab filling the bottom of the [-0.5, 0.5] box up to ``top`` and, in 60 % of the scenes, a
+    darker backdrop wall along one side (captures of objects on tables show both, often to the edge of the box)."""
+    thick = top + 0.5
+    floor = Primitive(
+        "box", np.array([0.0, 0.0, -0.5 + thick / 2]), np.array([0.5, 0.5, thick / 2]), 0.0,
+        random_colour(rng), str(rng.choice(["plain", "checker", "noise", "stripes"], p=[0.2, 0.35, 0.35, 0.1])),
+        float(rng.uniform(0.05, 0.2)), static=True,
+    )  # fmt: skip
+    prims = [floor]
+    if rng.uniform() < 0.6:
+        side, axis = float(rng.choice([-1.0, 1.0])), int(rng.integers(2))
+        centre, half = np.zeros(3), np.array([0.5, 0.5, 0.5])
+        centre[axis], half[axis] = side * 0.485, 0.015
+        colour = random_colour(rng) * rng.uniform(0.15, 0.6)  # backdrops are mostly dark or muted
+        texture = str(rng.choice(["plain", "noise", "checker"], p=[0.5, 0.3, 0.2]))
+        prims.append(Primitive("box", centre, half, 0.0, colour.astype(np.float32), texture, 0.15, static=True))
+    return prims
+
+
 def sample_scene(rng: np.random.Generator, name: str, kind: SceneKind = "object", dynamic: bool = False) -> SceneSpec:
-    """A random scene: 3-6 objects (object scenes) or a room shell with 3-8 pieces of furniture (room scenes)."""
+    """A random scene: 3-6 objects (object scenes; on a floor, often before a backdrop, in tabletop scenes) or a room
+    shell with 3-8 pieces of furniture (room scenes)."""
     prims: List[Primitive] = []
-    if kind == "object":
+    if kind in OBJECT_KINDS:
         box = np.array([[-0.5, -0.5, -0.5], [0.5, 0.5, 0.5]])
-        floor_z = -0.5 + 0.02
+        floor_z = -0.5 + (0.06 if kind == "tabletop" else 0.02)  # a table top a few voxels thick
         for _ in range(int(rng.integers(3, 7))):
             p = _random_primitive(rng, (0.2, 0.5))
             p.center = np.array([rng.uniform(-0.22, 0.22), rng.uniform(-0.22, 0.22), 0.0])
@@ -157,6 +183,8 @@ def sample_scene(rng: np.random.Generator, name: str, kind: SceneKind = "object"
                 base = below.center[2] + _bottom(below)
             p.center[2] = min(base + _bottom(p), 0.5 - p.half[2] - 0.02)
             prims.append(p)
+        if kind == "tabletop":
+            prims.extend(_table_and_backdrop(rng, floor_z))
         move = 0.2
     else:
         size = np.array([rng.uniform(3, 8), rng.uniform(3, 8), rng.uniform(2.4, 3.2)])
@@ -255,6 +283,12 @@ def rasterise(spec: SceneSpec, t: float = 0.0, max_res: int = MAX_RESOLUTION, se
         "source": np.str_("synthetic"),
         "scene_kind": np.str_(spec.kind),
     }
+    if spec.kind == "tabletop":  # cameras frame the things on the table; the table runs out of the picture
+        things = [p for p in prims if not p.static]  # each thing's bounding sphere, clipped to the box
+        centres = np.stack([p.center for p in things])
+        radii = np.stack([np.linalg.norm(p.half) for p in things])[:, None]
+        subject = np.stack([(centres - radii).min(0), (centres + radii).max(0)])
+        extras["subject_box"] = subject.clip(spec.box[0], spec.box[1]).astype(np.float32)
     if spec.dynamic:
         extras["time"] = np.float32(t)
         extras["scene_group"] = np.str_(spec.name)
@@ -293,7 +327,7 @@ def generate_scene(
         first = rasterise(spec, 0.0, max_res, seed=seed * 100003 + index)
         stats = scene_statistics(first)
         # object scenes are mostly air; rooms follow the reference's budget (5-35 % occupied)
-        lo, hi = (0.002, 0.35) if kind == "object" else (0.05, 0.45)
+        lo, hi = (0.002, 0.35) if kind == "object" else (0.01, 0.45)
         if lo <= stats["occupied_fraction"] <= hi or attempt == 19:
             break
     if not dynamic:
