@@ -326,8 +326,8 @@ def generate_scene(
         spec = sample_scene(rng, name, kind, dynamic)
         first = rasterise(spec, 0.0, max_res, seed=seed * 100003 + index)
         stats = scene_statistics(first)
-        # object scenes are mostly air; rooms follow the reference's budget (5-35 % occupied)
-        lo, hi = (0.002, 0.35) if kind == "object" else (0.01, 0.45)
+        # object scenes are mostly air; rooms follow the reference's budget (5-35 % occupied); a table is a few %
+        lo, hi = {"object": (0.002, 0.35), "tabletop": (0.01, 0.45)}.get(kind, (0.05, 0.45))
         if lo <= stats["occupied_fraction"] <= hi or attempt == 19:
             break
     if not dynamic:
