@@ -8,45 +8,28 @@ shows is the render. Skipped only where no Chromium binary exists (``.ci/run`` i
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 
 import numpy as np
 import pytest
-from browser import Chromium, find_browser, free_port, wait_for_http
 from helpers import BIN, REPO, env
 from PIL import Image
+
+from tnerf_ns.viewer_browser import (
+    EMPTY_CANVAS,
+    RENDER_AREA,
+    Chromium,
+    find_browser,
+    free_port,
+    wait_for_http,
+    wait_for_render,
+)
 
 pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` skips it
 
 BROWSER = find_browser()
 WIDTH, HEIGHT = 1000, 700
-RENDER_AREA = (slice(90, 610), slice(20, 640))
-"""Rows and columns of the screenshot inside the 3-D canvas: left of the control panel, below the title bar, away
-from the world-axes gizmo in the bottom-left corner."""
-
-
-def page_resolution(browser: Chromium) -> tuple:
-    """The render resolution the viewer's panel reports ((0, 0) before the first render)."""
-    try:
-        text = browser.call("Runtime.evaluate", expression="document.body.innerText", returnByValue=True)
-    except RuntimeError:  # the page is still loading (no document or execution context yet)
-        return (0, 0)
-    match = re.search(r"Resolution:\s*(\d+)\D+(\d+)px", str(text.get("result", {}).get("value", "")))
-    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-
-
-def wait_for_render(browser: Chromium, previous: np.ndarray, timeout: float) -> np.ndarray:
-    """The first screenshot whose render area shows a picture different from ``previous``."""
-    end = time.time() + timeout
-    while time.time() < end:
-        shot = browser.screenshot()
-        area = shot[RENDER_AREA].astype(np.float32)
-        if page_resolution(browser) != (0, 0) and area.std() > 10 and np.abs(area - previous).mean() > 2:
-            return shot
-        time.sleep(1)
-    raise TimeoutError(f"no new render within {timeout:.0f} s")
 
 
 @pytest.mark.skipif(BROWSER is None, reason="no Chromium binary (Debian: apt-get install chromium)")
@@ -64,7 +47,7 @@ def test_viewer_shows_the_render_in_a_browser_and_follows_the_camera(trained, tm
         wait_for_http(url, 300, viewer)
         browser = Chromium(BROWSER, tmp_path / "profile", WIDTH, HEIGHT)
         browser.open(url)
-        empty = np.full((HEIGHT, WIDTH, 3), 17, np.float32)[RENDER_AREA]  # the dark canvas before any render
+        empty = np.full((HEIGHT, WIDTH, 3), EMPTY_CANVAS, np.float32)[RENDER_AREA]  # the dark canvas before any render
         first = wait_for_render(browser, empty, 240)
         Image.fromarray(first).save(tmp_path / "first.png")
         area = first[RENDER_AREA].astype(np.float32)

@@ -1,5 +1,6 @@
-"""A headless Chromium driven over the Chrome DevTools protocol (for the viewer test): open a page, screenshot it,
-drag the mouse. Only the standard library and ``websockets`` (a viser dependency) are used."""
+"""A headless Chromium driven over the Chrome DevTools protocol: open the viewer's page, wait for its first render,
+screenshot it, drag the mouse (the viewer's browser test and ``scripts/capture_cli_check.py``). Only the standard
+library and ``websockets`` (a viser dependency) are used."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -122,3 +124,33 @@ class Chromium:
                     break
                 except (ProcessLookupError, subprocess.TimeoutExpired):
                     continue
+
+
+RENDER_AREA = (slice(90, 610), slice(20, 640))
+"""Rows and columns of a 1000x700 screenshot inside the viewer's 3-D canvas: left of the control panel, below the
+title bar, away from the world-axes gizmo in the bottom-left corner."""
+EMPTY_CANVAS = 17
+"""Grey level of the viewer's dark canvas before any render."""
+
+
+def page_resolution(browser: Chromium) -> tuple:
+    """The render resolution the viewer's panel reports ((0, 0) before the first render)."""
+    try:
+        text = browser.call("Runtime.evaluate", expression="document.body.innerText", returnByValue=True)
+    except RuntimeError:  # the page is still loading (no document or execution context yet)
+        return (0, 0)
+    match = re.search(r"Resolution:\s*(\d+)\D+(\d+)px", str(text.get("result", {}).get("value", "")))
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def wait_for_render(browser: Chromium, previous: np.ndarray, timeout: float) -> np.ndarray:
+    """The first screenshot whose render area shows a picture different from ``previous`` (that area of an earlier
+    screenshot, or the empty canvas)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        shot = browser.screenshot()
+        area = shot[RENDER_AREA].astype(np.float32)
+        if page_resolution(browser) != (0, 0) and area.std() > 10 and np.abs(area - previous).mean() > 2:
+            return shot
+        time.sleep(1)
+    raise TimeoutError(f"no new render within {timeout:.0f} s")
