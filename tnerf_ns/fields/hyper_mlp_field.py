@@ -20,10 +20,10 @@ from typing import List, Literal, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
-from nerfstudio.field_components.activations import trunc_exp
 from nerfstudio.field_components.encodings import NeRFEncoding, SHEncoding
 from torch import Tensor, nn
 
+from tnerf_ns.fields.density_activation import density_from_logits
 from tnerf_ns.fields.scene_field import SceneConditionedField
 
 HyperMode = Literal["full", "film"]
@@ -153,7 +153,7 @@ class HyperMLPField(SceneConditionedField):
         h = self.position_encoding(points)
         for k in range(self.num_trunk):
             h = F.relu(linear(k, h))
-        density = trunc_exp(linear(self.num_trunk, h) + self.density_bias)
+        density = density_from_logits(linear(self.num_trunk, h) + self.density_bias)
         if self.direction_encoding is not None:
             if directions is None:
                 directions = torch.zeros_like(points)

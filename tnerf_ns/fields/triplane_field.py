@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
-from nerfstudio.field_components.activations import trunc_exp
 from nerfstudio.field_components.encodings import NeRFEncoding, SHEncoding
 from torch import Tensor, nn
 
+from tnerf_ns.fields.density_activation import density_from_logits
 from tnerf_ns.fields.scene_field import SceneConditionedField
 from tnerf_ns.fields.source_projection import Prediction, ProjectionAggregator, planes_of, views_of
 from tnerf_ns.triplane import sample_planes, sample_triplane
@@ -109,7 +109,7 @@ class TriplaneField(SceneConditionedField):
         h = F.relu_(h)
         for layer in self.trunk_hidden:
             h = F.relu_(layer(h))
-        density = trunc_exp(self.density_head(h) + self.density_bias)
+        density = density_from_logits(self.density_head(h) + self.density_bias)
         wc = self.color_in.weight
         c = torch.addmm(self.color_in.bias, h, wc[:, : h.shape[1]].T)
         if self.direction_encoding is not None:
