@@ -5,7 +5,7 @@ run (issue 28, item 3).
     python scripts/seed_spread.py --seeds 42 43 44 --threads 2                 # mean and range over 3 seeds
     python scripts/seed_spread.py --seeds 42 --threads 1 2                     # the same seed on 1 and 2 threads
     python scripts/seed_spread.py --seeds 42 --threads 1 2 --tag thread-invariant \
-        --train-args --pipeline.thread-invariant-numerics True --out docs/results/reproducibility/thread-invariant
+        --train-args="--pipeline.thread-invariant-numerics True" --out docs/results/reproducibility/thread-invariant
 
 Each (seed, threads) runs ``make demo``'s ``ns-train`` command (its data in ``--demo``, made by ``make demo``) with
 ``--machine.seed`` and ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``, then ``scripts/evaluate_source_views.py`` (held-out
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -50,8 +51,9 @@ class SeedSpread:
     """Target rays per step (the demo's)."""
     out: Path = REPO / "docs/results/reproducibility"
     """Results folder."""
-    train_args: List[str] = field(default_factory=list)
-    """More ``ns-train`` flags (before the data parser), e.g. ``--pipeline.thread-invariant-numerics True``."""
+    train_args: str = ""
+    """More ``ns-train`` flags (before the data parser), one string: ``--train-args="--pipeline.thread-invariant-numerics
+    True"``."""
     tag: str = ""
     """Name of this variant's runs folder under ``--demo``/spread (runs with other --train-args need their own)."""
 
@@ -69,7 +71,7 @@ class SeedSpread:
                    str(self.iterations), "--output-dir", str(runs), "--experiment-name", name, "--timestamp", "run",
                    "--steps-per-save", "500", "--steps-per-eval-image", "500", "--steps-per-eval-batch", "250",
                    "--pipeline.datamanager.train-num-rays-per-batch", str(self.rays_per_batch), "--vis", "tensorboard",
-                   *self.train_args, "tnerf-scenes", "--data", str(self.demo / "scenes")]  # fmt: skip
+                   *shlex.split(self.train_args), "tnerf-scenes", "--data", str(self.demo / "scenes")]  # fmt: skip
         CONSOLE.rule(f"[bold]train {name}")
         start = time.perf_counter()
         subprocess.run(command, cwd=REPO, env=env, check=True)
