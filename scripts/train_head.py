@@ -109,10 +109,16 @@ class TrainHead:
                  "--steps-per-save", "500", "--steps-per-eval-image", "1000", "--steps-per-eval-batch", "500",
                  "--pipeline.datamanager.train-num-rays-per-batch", str(self.rays_per_batch)]  # fmt: skip
         checkpoints = sorted((run / "nerfstudio_models").glob("step-*.ckpt"))
-        if checkpoints:  # resume: the data manager's batches are a function of the step, so it continues exactly
-            CONSOLE.print(f"resuming from {checkpoints[-1].name}")
-            train += ["--load-dir", str(run / "nerfstudio_models")]
-        self.run("train (ns-train tnerf)", train + ["tnerf-scenes", "--data", str(scenes)], timings)
+        done = int(checkpoints[-1].stem.split("-")[1]) + 1 if checkpoints else 0  # steps 0 .. done - 1 are in it
+        if done >= self.iterations:
+            CONSOLE.print(f"{checkpoints[-1]}: training finished ({done} steps)")
+        else:
+            if checkpoints:  # resume: the batches are a function of the step, so it continues as the whole run would
+                CONSOLE.print(f"resuming from {checkpoints[-1].name}")
+                # ns-train counts --max-num-iterations from the resumed step; the learning rates decay over the whole
+                train[train.index("--max-num-iterations") + 1] = str(self.iterations - done)
+                train += ["--load-dir", str(run / "nerfstudio_models"), "--schedule-steps", str(self.iterations)]
+            self.run("train (ns-train tnerf)", train + ["tnerf-scenes", "--data", str(scenes)], timings)
         config = run / "config.yml"
         self.run("evaluate (ns-eval)", [str(bin_dir / "ns-eval"), "--load-config", str(config), "--output-path",
                  str(work / "eval.json")], timings)  # fmt: skip
