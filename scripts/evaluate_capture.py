@@ -170,6 +170,8 @@ def write_markdown(folder: Path) -> None:
              "|---|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for path in sorted(folder.glob("*.json")):
         result = json.loads(path.read_text())
+        if "rows" not in result:  # e.g. scripts/capture_cli_check.py's cli-<label>.json in the same folder
+            continue
         for file, rows in result["rows"].items():
             for name, r in rows.items():
                 if not isinstance(r, dict) or "psnr" not in r:
