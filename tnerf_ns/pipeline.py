@@ -33,7 +33,7 @@ class TNeRFPipelineConfig(VanillaPipelineConfig):
     PyTorch's oneDNN convolutions and its vectorised element-wise loops (whose scalar tails fall where the work is
     split between threads) round differently with 1 and 2 threads, and training amplifies those last bits into
     different weights (docs/results.md, Reproducibility; ``scripts/thread_determinism.py`` finds the first op that
-    differs). On: the same seed gives bit-identical weights whatever OMP_NUM_THREADS is, at about 1.4x the time on
+    differs). On: the same seed gives bit-identical weights whatever OMP_NUM_THREADS is, at about 1.6x the time on
     2 cores. CUDA kernels are unaffected; other CPUs (other vector widths) may still round differently."""
 
 
