@@ -107,13 +107,14 @@ class CaptureCliCheck:
         viewer_log = (self.work / f"{self.label}-viewer.log").open("w")
         proc = subprocess.Popen([str(BIN / args[0]), *args[1:]], cwd=REPO, env=self.env(), stdout=viewer_log,
                                 stderr=subprocess.STDOUT)  # fmt: skip
-        served, shot, rendered = False, None, None
+        served, shot, rendered, page_seconds = False, None, None, None
         try:
             while time.perf_counter() - start < self.viewer_seconds and proc.poll() is None and not served:
                 try:
                     served = urllib.request.urlopen(url, timeout=2).status == 200
                 except OSError:
                     time.sleep(2)
+            page_seconds = round(time.perf_counter() - start, 1) if served else None
             binary = find_browser()
             if served and binary:
                 shot = self.out / f"cli-{self.label}-viewer.png"
@@ -123,7 +124,7 @@ class CaptureCliCheck:
             proc.terminate()
             proc.wait(timeout=30)
         log["ns-viewer"] = {"command": " ".join(args).replace(f"{REPO}{os.sep}", ""), "page_served": served, "still_running": alive,
-                            "seconds_to_page": round(time.perf_counter() - start, 1), "seconds_to_render": rendered,
+                            "seconds_to_page": page_seconds, "seconds_to_render": rendered,
                             "screenshot": None if shot is None or not shot.is_file() else str(shot.relative_to(REPO))}  # fmt: skip
         if not (served and alive):
             self.write(log)
