@@ -20,7 +20,6 @@ import shlex
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -30,11 +29,24 @@ import tyro
 from PIL import Image
 from rich.console import Console
 
-from tnerf_ns.viewer_browser import EMPTY_CANVAS, RENDER_AREA, Chromium, find_browser, free_port, wait_for_render
+from tnerf_ns.viewer_browser import (
+    EMPTY_CANVAS,
+    RENDER_AREA,
+    Chromium,
+    find_browser,
+    free_port,
+    wait_for_http,
+    wait_for_render,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CONSOLE = Console(width=120)
 BIN = Path(sys.executable).parent
+
+
+def shown(args: List[str]) -> str:
+    """A command as the log records it: paths inside the repository relative to it."""
+    return " ".join(args).replace(f"{REPO}{os.sep}", "")
 
 
 @dataclass
@@ -81,7 +93,7 @@ class CaptureCliCheck:
         start = time.perf_counter()
         proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False, env=self.env())
         log[name] = {
-            "command": " ".join(args).replace(f"{REPO}{os.sep}", ""),
+            "command": shown(args),
             "seconds": round(time.perf_counter() - start, 1),
             "rc": proc.returncode,
         }
@@ -109,11 +121,11 @@ class CaptureCliCheck:
                                 stderr=subprocess.STDOUT)  # fmt: skip
         served, shot, rendered, page_seconds = False, None, None, None
         try:
-            while time.perf_counter() - start < self.viewer_seconds and proc.poll() is None and not served:
-                try:
-                    served = urllib.request.urlopen(url, timeout=2).status == 200
-                except OSError:
-                    time.sleep(2)
+            try:
+                wait_for_http(url, self.viewer_seconds, proc)
+                served = True
+            except (TimeoutError, RuntimeError):  # not within viewer_seconds, or the viewer exited
+                served = False
             page_seconds = round(time.perf_counter() - start, 1) if served else None
             binary = find_browser()
             if served and binary:
@@ -123,9 +135,9 @@ class CaptureCliCheck:
             alive = proc.poll() is None
             proc.terminate()
             proc.wait(timeout=30)
-        log["ns-viewer"] = {"command": " ".join(args).replace(f"{REPO}{os.sep}", ""), "page_served": served, "still_running": alive,
+        log["ns-viewer"] = {"command": shown(args), "page_served": served, "still_running": alive,
                             "seconds_to_page": page_seconds, "seconds_to_render": rendered,
-                            "screenshot": None if shot is None or not shot.is_file() else str(shot.relative_to(REPO))}  # fmt: skip
+                            "screenshot": None if shot is None or not shot.is_file() else str(shot).replace(f"{REPO}{os.sep}", "")}  # fmt: skip
         if not (served and alive):
             self.write(log)
             sys.exit(f"ns-viewer did not serve its page (log: {viewer_log.name})")
@@ -134,6 +146,7 @@ class CaptureCliCheck:
         if not self.parser:
             raise SystemExit("give the dataparser and its arguments after --, e.g. -- nerfstudio-data --data PATH")
         self.work.mkdir(parents=True, exist_ok=True)
+        self.out.mkdir(parents=True, exist_ok=True)  # the viewer screenshot is saved there before the log
         log: Dict = {"label": self.label, "parser": " ".join(self.parser)}
         train = ["ns-train", "tnerf", "--machine.device-type", "cpu", *shlex.split(self.train_args), "--max-num-iterations", "0",
                  "--output-dir", str(self.work), "--experiment-name", self.label, "--timestamp", "ff", "--vis",

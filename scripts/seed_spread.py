@@ -58,7 +58,7 @@ class SeedSpread:
     """Name of this variant's runs folder under ``--demo``/spread (runs with other --train-args need their own)."""
 
     def train(self, seed: int, threads: int) -> Tuple[Path, float]:
-        runs = self.demo / "spread" / self.tag if self.tag else self.demo / "spread"
+        runs = self.demo / "spread" / self.tag  # no tag: the folder itself
         name = f"seed-{seed}-threads-{threads}"
         config = runs / name / "tnerf" / "run" / "config.yml"
         done = config.parent / "nerfstudio_models" / f"step-{self.iterations - 1:09d}.ckpt"
