@@ -1,0 +1,62 @@
+"""The moving average of the trained weights: its arithmetic, and that a training's final checkpoint holds it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import tiny_config
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
+
+from tnerf_ns.models.weight_average import WeightAverage
+
+
+def manual_average(values, decay):
+    average = values[0]
+    for n, v in enumerate(values[1:]):
+        d = min(decay, (1 + n) / (10 + n))
+        average = d * average + (1 - d) * v
+    return average
+
+
+def test_the_average_follows_the_warm_up_and_decay_and_is_written_at_the_end():
+    p = torch.nn.Parameter(torch.zeros(3))
+    average = WeightAverage([p], decay=0.9)
+    values = [torch.zeros(3)]
+    for step in range(100):
+        with torch.no_grad():
+            p.copy_(torch.full((3,), float(step + 1)))
+        values.append(p.detach().clone())
+        average.update()
+    assert average.current_decay == 0.9
+    torch.testing.assert_close(average.shadow[0], manual_average(values, 0.9))
+    assert not torch.equal(p.detach(), average.shadow[0])
+    average.write()
+    torch.testing.assert_close(p.detach(), manual_average(values, 0.9))
+
+
+@pytest.mark.parametrize("decay", [-0.1, 1.0])
+def test_a_decay_outside_zero_one_is_refused(decay):
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage([torch.nn.Parameter(torch.zeros(1))], decay)
+
+
+def test_the_final_checkpoint_holds_the_average_of_the_steps(scenes, tmp_path):
+    config = tiny_config(scenes)
+    config.max_num_iterations = 5
+    config.output_dir, config.vis = tmp_path, "tensorboard"
+    config.pipeline.model.weight_average_decay = 0.5
+    config.steps_per_eval_batch = config.steps_per_eval_image = config.steps_per_eval_all_images = 1000
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    model = trainer.pipeline.model
+    name, param = next((n, p) for n, p in model.named_parameters() if p.requires_grad and "density_head" in n)
+    seen = [param.detach().clone()]
+    record = TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], lambda step: seen.append(
+        param.detach().clone()))  # fmt: skip
+    trainer.callbacks.insert(0, record)  # the optimiser's result of each step, before the average reads it
+    trainer.train()
+    checkpoint = torch.load(next((trainer.checkpoint_dir).glob("step-*.ckpt")), weights_only=True)
+    saved = checkpoint["pipeline"][f"_model.{name}"]
+    assert len(seen) == 6
+    torch.testing.assert_close(saved, manual_average(seen, 0.5))
+    assert not torch.allclose(saved, seen[-1])  # not the last iterate
