@@ -166,6 +166,21 @@ def test_training_contexts_vary_k_and_evaluation_stays_fixed(scenes):
         assert not sources & {int(i) for i in batch["indices"][:, 0]}
 
 
+def test_a_share_of_training_rays_comes_from_the_input_views_when_asked(scenes):
+    config = tiny_config(scenes)
+    config.pipeline.datamanager.input_view_ray_share = 0.25
+    dm = config.pipeline.setup(device="cpu", test_mode="val").datamanager
+    for step in range(6):
+        _, batch = dm.next_train(step)
+        sources = {int(i) for i in batch["context"].key[1]}
+        cameras = batch["indices"][:, 0].tolist()
+        n_in = round(0.25 * len(cameras))
+        assert set(cameras[:n_in]) <= sources and not set(cameras[n_in:]) & sources
+        assert len(set(cameras[:n_in])) > 1  # spread over the inputs, not one of them
+    _, batch = dm.next_eval(0)  # evaluation never scores an input view
+    assert not {int(i) for i in batch["context"].key[1]} & {int(i) for i in batch["indices"][:, 0]}
+
+
 def test_fusion_does_not_depend_on_repeating_a_view():
     """The same view given twice must give the same planes as once: the lifting averages views by their weights and
     measures occupancy per view instead of summing it."""

@@ -51,6 +51,10 @@ class TNeRFDataManagerConfig(VanillaDataManagerConfig):
     train_source_views: Tuple[int, int] = (2, 8)
     """Range of K during training: each training scene gets a pool of source sets whose sizes cycle over it, so the
     model learns to use fewer and more views."""
+    input_view_ray_share: float = 0.0
+    """Share of each training batch's target rays drawn from the step's source views themselves (the input views,
+    which the prediction must reproduce: rays that leak through a hole in the density show there as wrong colour); the
+    rest come from the scene's other views. 0: other views only."""
     source_sets_per_scene: int = 8
     """Source sets in each training scene's pool (finite, so a frozen backbone's outputs stay cacheable)."""
     num_query_points: int = 2048
@@ -303,6 +307,14 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
             target_indices = entry.targets_at(time, source_set)
         targets = torch.tensor([local[i] for i in target_indices])
         pick = targets[torch.randint(len(targets), (num_rays,), generator=self.generator)]
+        share = self.config.input_view_ray_share if training else 0.0
+        if share > 0:  # the first rays of the batch from the input views (time-matched for dynamic scenes)
+            inputs = entry.inputs(source_set)
+            inputs = inputs if time is None else [i for i in inputs if i in set(entry.images_at(time))]
+            if inputs:
+                own = torch.tensor([local[i] for i in inputs])
+                n_in = min(round(share * num_rays), num_rays)
+                pick[:n_in] = own[torch.randint(len(own), (n_in,), generator=self.generator)]
         h, w = images.shape[1:3]
         if (sizes == sizes[0]).all():
             ys = torch.randint(h, (num_rays,), generator=self.generator)
