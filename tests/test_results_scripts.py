@@ -73,3 +73,32 @@ def test_diagnose_prediction_writes_every_row(trained, scenes, tmp_path):
     assert all(r["views"] > 0 and r["psnr"] > 0 for r in predicted)
     assert json.loads((out / "benchmark.json").read_text()) == {"scenes_folder": str(scenes)}
     assert "| demo-head | generated | oracle depth | 2 | novel |" in (out / "diagnosis.md").read_text()
+
+
+def test_probe_input_views_splits_the_error_and_restores_the_field(trained, scenes, tmp_path):
+    out = tmp_path / "probe.json"
+    text = run("scripts/probe_input_views.py", "--config", str(trained), "--scenes", str(scenes), "--num-scenes", "1",
+               "--k", "2", "--out", str(out))  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["views"] == 2 and list(result["rows"]) == ["as trained", "colour from the sources",
+                                                             "colour from the own view"]  # fmt: skip
+    for row in result["rows"].values():
+        assert row["psnr"] > 0 and 0 <= row["object_holes"] <= 1 and 0 <= row["object_transparency"] <= 1
+    assert "| colour from the own view |" in text and out.with_suffix(".md").is_file()
+
+
+def test_the_colour_override_forces_the_gate_and_is_undone():
+    import torch
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from probe_input_views import colour_override
+
+    from tnerf_ns.fields.triplane_field import TriplaneField
+
+    field = TriplaneField(plane_channels=4, hidden_dim=16, projection_channels=3)
+    before = {k: v.clone() for k, v in field.state_dict().items()}
+    h = torch.randn(5, 16)
+    with colour_override(field, "colour from the own view"):
+        assert torch.allclose(torch.sigmoid(field.blend_gate(h)), torch.ones(5, 1))
+        assert float(field.projection.log_sharpness) == 9.0
+    assert all(torch.equal(before[k], v) for k, v in field.state_dict().items())
