@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Literal, Optional, Type
+from typing import Dict, List, Literal, Optional, Type
 
 import torch
 import torch.distributed as dist
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfstudio.pipelines.base_pipeline import Pipeline, VanillaPipeline, VanillaPipelineConfig
 from torch import Tensor
 from torch.cuda.amp.grad_scaler import GradScaler
@@ -17,6 +18,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tnerf_ns.compat import apply_nerfstudio_patches, blender_box_follows_scale_factor
 from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManager, TNeRFDataManagerConfig
 from tnerf_ns.models.tnerf_model import TNeRFModelConfig
+from tnerf_ns.models.weight_average import weight_average_callbacks
 
 
 @dataclass
@@ -111,6 +113,14 @@ class TNeRFPipeline(VanillaPipeline):
             on_cuda = torch.device(device).type == "cuda"
             self._model = DDP(self._model, device_ids=[local_rank] if on_cuda else None, find_unused_parameters=True)
             dist.barrier()
+
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> List[TrainingCallback]:
+        params = [p for group in self.model.get_param_groups().values() for p in group]
+        average = weight_average_callbacks(params, self.model.config.weight_average_decay,
+                                           training_callback_attributes.trainer)  # fmt: skip
+        return super().get_training_callbacks(training_callback_attributes) + average
 
     def get_train_loss_dict(self, step: int):
         # sample jitter etc. draw from torch's global generator: make it a function of (step, rank) too, so that a

@@ -26,6 +26,7 @@ from tnerf_ns.data.image_check import ImageCheckError, damaged_images
 from tnerf_ns.data.lens import check_camera_model, has_distortion
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
 from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry, stack_padded
+from tnerf_ns.datamanagers.ray_targets import pick_target_images
 from tnerf_ns.datamanagers.tool_view import ToolView, viewer_pose
 from tnerf_ns.encoding.cache import LRUCache
 from tnerf_ns.placement import PlacementConfig, box_is_about_object, placed_box
@@ -300,21 +301,10 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         time, source_set = None, None
         if training and entry.source_pool:  # a source set of the scene's pool (evaluation: the fixed sources)
             source_set = int(torch.randint(len(entry.source_pool), (1,), generator=self.generator))
-        target_indices = entry.targets(source_set)
         if entry.dynamic:  # one moment per step: rays of that time, encoded at that time
-            values = entry.time_values
-            time = values[int(torch.randint(len(values), (1,), generator=self.generator))]
-            target_indices = entry.targets_at(time, source_set)
-        targets = torch.tensor([local[i] for i in target_indices])
-        pick = targets[torch.randint(len(targets), (num_rays,), generator=self.generator)]
+            time = entry.time_values[int(torch.randint(len(entry.time_values), (1,), generator=self.generator))]
         share = self.config.input_view_ray_share if training else 0.0
-        if share > 0:  # the first rays of the batch from the input views (time-matched for dynamic scenes)
-            inputs = entry.inputs(source_set)
-            inputs = inputs if time is None else [i for i in inputs if i in set(entry.images_at(time))]
-            if inputs:
-                own = torch.tensor([local[i] for i in inputs])
-                n_in = min(round(share * num_rays), num_rays)
-                pick[:n_in] = own[torch.randint(len(own), (n_in,), generator=self.generator)]
+        pick = pick_target_images(entry, local, num_rays, self.generator, source_set, time, share)
         h, w = images.shape[1:3]
         if (sizes == sizes[0]).all():
             ys = torch.randint(h, (num_rays,), generator=self.generator)

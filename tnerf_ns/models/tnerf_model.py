@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
-from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.models.base_model import Model, ModelConfig
 from torch import Tensor
 from torch.nn import Parameter
@@ -27,7 +26,6 @@ from tnerf_ns.models.checkpoints import load_model_weights, migrate_state_dict, 
 from tnerf_ns.models.image_metrics import ImageMetrics
 from tnerf_ns.models.loss_terms import model_losses
 from tnerf_ns.models.triplane_renderer import TriplaneRenderer
-from tnerf_ns.models.weight_average import WeightAverage
 from tnerf_ns.scene_context import ContextSource, SceneContext
 
 FAR_DEPTH = 1e6  # depth reported for rays that see nothing (free space for the TSDF exporter)
@@ -141,8 +139,8 @@ class TNeRFModelConfig(ModelConfig):
     triplane_tv_mult: float = 1e-3
     """Tri-plane regulariser: total variation."""
     weight_average_decay: float = 0.0
-    """Decay of an exponential moving average of the trained weights, written into the model at the last step (so the
-    final checkpoint holds the average; tnerf_ns/models/weight_average.py). 0: the last iterate."""
+    """Decay of a moving average of the trained weights written into the model at the last step (the final checkpoint
+    holds it; tnerf_ns/models/weight_average.py, run by the pipeline). 0: the last iterate."""
     eval_sampler: Literal["occupancy", "hierarchical"] = "occupancy"
     """Rendering of whole images (ns-eval, ns-render, viewer): skip empty space with a per-scene occupancy grid of the
     predicted density, or the training path (48 uniform + 48 importance samples per ray, the reference)."""
@@ -203,23 +201,6 @@ class TNeRFModel(Model):
         super().train(mode)
         self.occupancy_cache.clear()  # the field is about to change (or just did)
         return self
-
-    def get_training_callbacks(
-        self, training_callback_attributes: TrainingCallbackAttributes
-    ) -> List[TrainingCallback]:
-        trainer = training_callback_attributes.trainer
-        if self.config.weight_average_decay <= 0 or trainer is None:
-            return []
-        average = WeightAverage([p for group in self.get_param_groups().values() for p in group],
-                                self.config.weight_average_decay)  # fmt: skip
-        last_step = trainer._start_step + trainer.config.max_num_iterations - 1  # a resumed run counts from its start
-
-        def after_step(step: int) -> None:
-            average.update()
-            if step == last_step:  # before the final evaluation and checkpoint
-                average.write()
-
-        return [TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], after_step)]
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         groups = {"fields": self.encoder.trainable_parameters() + list(self.field.parameters())}

@@ -9,9 +9,10 @@ the restart), and what ns-eval, ns-render and the exporters read is the averaged
 
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from torch import Tensor
 from torch.nn import Parameter
 
@@ -49,3 +50,21 @@ class WeightAverage:
         """Replace the parameters' values by the average (the optimiser's state is left as it is)."""
         for p, s in zip(self.params, self.shadow):
             p.copy_(s)
+
+
+def weight_average_callbacks(
+    params: Sequence[Parameter], decay: float, trainer: Optional[object]
+) -> List[TrainingCallback]:
+    """The training callback that keeps the average of ``params`` and writes it at the trainer's last step (none when
+    ``decay`` is 0 or there is no trainer)."""
+    if decay <= 0 or trainer is None:
+        return []
+    average = WeightAverage(params, decay)
+    last_step = trainer._start_step + trainer.config.max_num_iterations - 1  # a resumed run counts from its start
+
+    def after_step(step: int) -> None:
+        average.update()
+        if step == last_step:  # before the final evaluation and checkpoint
+            average.write()
+
+    return [TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], after_step)]
