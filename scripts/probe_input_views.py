@@ -107,8 +107,7 @@ class ProbeInputViews:
                 truth, alpha = on_white(image), image[..., 3]
                 solid, empty = alpha > 0.99, alpha < 0.01
                 for row in ROWS:
-                    with colour_override(field, row):
-                        pipeline.model.occupancy_cache.clear()
+                    with colour_override(field, row):  # colour only: the density and its occupancy grid stay
                         out = render(pipeline, entry.dataset.cameras[i : i + 1])
                     error = ((out["rgb"] - truth) ** 2).mean(-1)
                     clear = 1 - out["accumulation"][..., 0]

@@ -1,5 +1,6 @@
-"""Which images a training step's target rays come from: the scene's views outside the step's source set, and
-optionally a share from the source views themselves (the input views the prediction must reproduce)."""
+"""Where a training step's target rays come from: the moment of a dynamic scene, and the images (the scene's views
+outside the step's source set, and optionally a share from the source views themselves, the input views the
+prediction must reproduce)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ from jaxtyping import Int
 from torch import Tensor
 
 from tnerf_ns.datamanagers.context import SceneEntry
+
+
+def draw_time(entry: SceneEntry, generator: torch.Generator) -> float:
+    """One of a dynamic scene's moments, uniformly."""
+    values = entry.time_values
+    return values[int(torch.randint(len(values), (1,), generator=generator))]
 
 
 def pick_target_images(
@@ -29,7 +36,9 @@ def pick_target_images(
     pick = targets[torch.randint(len(targets), (num_rays,), generator=generator)]
     if input_share > 0:
         inputs = entry.inputs(source_set)
-        inputs = inputs if time is None else [i for i in inputs if i in set(entry.images_at(time))]
+        if time is not None:
+            at_time = set(entry.images_at(time))
+            inputs = [i for i in inputs if i in at_time]
         if inputs:
             own = torch.tensor([local[i] for i in inputs])
             n_in = min(round(input_share * num_rays), num_rays)

@@ -26,7 +26,7 @@ from tnerf_ns.data.image_check import ImageCheckError, damaged_images
 from tnerf_ns.data.lens import check_camera_model, has_distortion
 from tnerf_ns.data.multiscene_dataparser import TNeRFScenesDataParserConfig
 from tnerf_ns.datamanagers.context import ContextProvider, SceneEntry, stack_padded
-from tnerf_ns.datamanagers.ray_targets import pick_target_images
+from tnerf_ns.datamanagers.ray_targets import draw_time, pick_target_images
 from tnerf_ns.datamanagers.tool_view import ToolView, viewer_pose
 from tnerf_ns.encoding.cache import LRUCache
 from tnerf_ns.placement import PlacementConfig, box_is_about_object, placed_box
@@ -302,7 +302,7 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
         if training and entry.source_pool:  # a source set of the scene's pool (evaluation: the fixed sources)
             source_set = int(torch.randint(len(entry.source_pool), (1,), generator=self.generator))
         if entry.dynamic:  # one moment per step: rays of that time, encoded at that time
-            time = entry.time_values[int(torch.randint(len(entry.time_values), (1,), generator=self.generator))]
+            time = draw_time(entry, self.generator)
         share = self.config.input_view_ray_share if training else 0.0
         pick = pick_target_images(entry, local, num_rays, self.generator, source_set, time, share)
         h, w = images.shape[1:3]
