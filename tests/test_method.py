@@ -179,6 +179,9 @@ def test_a_share_of_training_rays_comes_from_the_input_views_when_asked(scenes):
         assert len(set(cameras[:n_in])) > 1  # spread over the inputs, not one of them
     _, batch = dm.next_eval(0)  # evaluation never scores an input view
     assert not {int(i) for i in batch["context"].key[1]} & {int(i) for i in batch["indices"][:, 0]}
+    dm.config.input_view_ray_share = 1.5
+    with pytest.raises(ValueError, match="input-view-ray-share"):
+        dm.next_train(0)
 
 
 def test_fusion_does_not_depend_on_repeating_a_view():

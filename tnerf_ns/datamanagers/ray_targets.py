@@ -31,6 +31,8 @@ def pick_target_images(
     """The image of each of ``num_rays`` rays, as positions in the scene's image stack (``local`` maps the scene's
     image indices to them). Dynamic scenes: images at ``time`` only. The first ``input_share`` of the rays come from
     the inputs (those at ``time``), the rest from the other views."""
+    if not 0.0 <= input_share <= 1.0:
+        raise ValueError(f"--pipeline.datamanager.input-view-ray-share must lie in [0, 1], got {input_share}")
     target_indices = entry.targets(source_set) if time is None else entry.targets_at(time, source_set)
     targets = torch.tensor([local[i] for i in target_indices])
     pick = targets[torch.randint(len(targets), (num_rays,), generator=generator)]
