@@ -37,6 +37,16 @@ def test_scene_mode_starts_from_the_shipped_head_only_when_it_fits(tmp_path, mon
     assert shipped_head(TNeRFModelConfig(backbone="vggt-small")) is None
 
 
+def test_a_head_exported_before_a_setting_existed_counts_as_made_without_it(tmp_path, monkeypatch):
+    head = fake_head(tmp_path / "head")
+    config = json.loads((head / "config.json").read_text())
+    del config["model"]["projection_surface_votes"]  # as written before the surface votes
+    (head / "config.json").write_text(json.dumps(config))
+    monkeypatch.setitem(checkpoints.SHIPPED_HEADS, "vggt-small", head)
+    assert shipped_head(TNeRFModelConfig(backbone="vggt-small", projection_surface_votes=False)) == head
+    assert shipped_head(TNeRFModelConfig(backbone="vggt-small", projection_surface_votes=True)) is None
+
+
 def test_a_head_with_other_backbone_weights_stops_with_a_message(tmp_path):
     head = fake_head(tmp_path / "head")
     check_backbone(head, "abc123" * 8)  # the weights it names: fine

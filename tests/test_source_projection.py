@@ -96,3 +96,30 @@ def test_gradients_reach_the_view_maps_and_colours():
     density, rgb = field.decode(TriplaneScene(torch.zeros(3, 2, 8, 8), v), points, torch.randn(64, 3))
     (density.sum() + rgb.sum()).backward()
     assert v.maps.grad.abs().sum() > 0 and v.colours.grad.abs().sum() > 0
+
+
+def test_surface_votes_fuse_the_depth_maps():
+    """A point on one view's predicted surface gets that view's full vote (times its opacity); points well in front
+    of every surface are free space; the votes do not depend on view order and widen the aggregate by three."""
+    k = 3
+    v = views(k=k)
+    v.maps[:, -1] = 5.0  # views 0 and 2 see past the box
+    v.maps[1, -1] = 2.5
+    v.opacity = torch.ones(k, 1, H // 2, W // 2)
+    v.opacity[1] = 0.4
+    agg = ProjectionAggregator(map_channels=3, hidden=8, surface_votes=True)
+    assert agg.out_dim == ProjectionAggregator(map_channels=3, hidden=8).out_dim + 3
+    c2w = torch.cat([v.w2c[:, :, :3].transpose(1, 2), v.centres[..., None]], -1)
+    origins, dirs, norm = pixel_rays(c2w, INTR.expand(k, 3, 3), H, W)
+    centre = (slice(4, 8), slice(6, 10))  # pixels near the image centre: the other views see these points too
+    on_surface = (origins + (2.5 * norm)[..., None] * dirs)[1][centre].reshape(-1, 3)
+    in_front = (origins + (0.5 * norm)[..., None] * dirs)[1][centre].reshape(-1, 3)
+    votes = agg(v, torch.cat([on_surface, in_front]))[0][:, -3:]
+    n = len(on_surface)
+    torch.testing.assert_close(votes[:n, 0], torch.full((n,), 0.4), atol=1e-3, rtol=0)  # view 1's vote, its opacity
+    assert bool((votes[n:, 0] < 1e-3).all()) and bool((votes[n:, 2] > 0.99).all())  # in front of every surface
+    torch.testing.assert_close(votes[:n, 2], torch.full((n,), 2 / 3), atol=1e-3, rtol=0)  # free for views 0 and 2
+    perm = torch.tensor([2, 0, 1])
+    shuffled = SourceViews(v.colours[perm], v.maps[perm], v.w2c[perm], v.focal[perm], v.principal[perm],
+                           v.centres[perm], v.opacity[perm])  # fmt: skip
+    torch.testing.assert_close(agg(shuffled, on_surface)[0], agg(v, on_surface)[0])

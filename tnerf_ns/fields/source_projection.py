@@ -117,12 +117,19 @@ class ProjectionAggregator(nn.Module):
         map_channels: channels of :attr:`SourceViews.maps` (view features and the depth channel).
         hidden: width of the per-view code.
         depth_scale: canonical depth difference that counts as one unit for the visibility input.
+        surface_votes: add the depth maps' fusion to the aggregate: the strongest vote of a view whose predicted
+            surface passes through the point (weighted by the view's opacity there), the mean vote, and the share of
+            views that see the point in front of their surface (free space). A mean of per-view codes cannot express
+            "one view sees a surface here", the cue that keeps thin parts and silhouette edges opaque.
     """
 
-    def __init__(self, map_channels: int, hidden: int = 16, depth_scale: float = 0.05) -> None:
+    def __init__(
+        self, map_channels: int, hidden: int = 16, depth_scale: float = 0.05, surface_votes: bool = False
+    ) -> None:
         super().__init__()
         self.hidden = hidden
         self.depth_scale = depth_scale
+        self.surface_votes = surface_votes
         self.view_in = nn.Linear(3 + map_channels, hidden)  # colour, features, depth difference (replaces depth)
         self.view_out = nn.Linear(hidden, hidden)
         self.score = nn.Linear(hidden + 2 * hidden, 1)  # the view's code against the aggregate
@@ -132,30 +139,51 @@ class ProjectionAggregator(nn.Module):
 
     @property
     def out_dim(self) -> int:
-        """Aggregate width: mean and variance of the view codes, the colours' mean and variance, the visible share."""
-        return 2 * self.hidden + 6 + 1
+        """Aggregate width: mean and variance of the view codes, the colours' mean and variance, the visible share
+        (and the three surface votes)."""
+        return 2 * self.hidden + 6 + 1 + (3 if self.surface_votes else 0)
 
     def view_codes(
         self, views: SourceViews, points: Float[Tensor, "n 3"]
-    ) -> Tuple[Float[Tensor, "k n h"], Float[Tensor, "k n 3"], Float[Tensor, "k n"]]:
-        """Codes, sampled colours and validity (in front, inside the image) of the points in each view."""
+    ) -> Tuple[Float[Tensor, "k n h"], Float[Tensor, "k n 3"], Float[Tensor, "k n"], Optional[Float[Tensor, "n 3"]]]:
+        """Codes, sampled colours and validity (in front, inside the image) of the points in each view, and with
+        ``surface_votes`` the votes (:meth:`votes`)."""
         coords, z = views.project(points)
         grid = coords[:, :, None]  # [k, n, 1, 2]
         colour = F.grid_sample(views.colours, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        maps = F.grid_sample(views.maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        sampled = (
+            views.maps if not self.surface_votes or views.opacity is None else torch.cat([views.maps, views.opacity], 1)
+        )
+        maps = F.grid_sample(sampled, grid, mode="bilinear", padding_mode="border", align_corners=False)
         colour, maps = colour[..., 0].transpose(1, 2), maps[..., 0].transpose(1, 2)  # [k, n, c]
+        opacity = maps[..., -1] if sampled is not views.maps else None
+        depth, features = maps[..., views.maps.shape[1] - 1], maps[..., : views.maps.shape[1] - 1]
         valid = ((z > 1e-3) & (coords.abs() <= 1).all(-1)).to(points.dtype)
         # the point against the view's predicted surface: > 0 behind it (occluded), < 0 in front (free space)
-        behind = ((z - maps[..., -1]) / self.depth_scale).clamp(-10, 10)
-        h = F.relu(self.view_in(torch.cat([colour, maps[..., :-1], behind[..., None]], -1)))
-        return F.relu(self.view_out(h)), colour, valid
+        behind = ((z - depth) / self.depth_scale).clamp(-10, 10)
+        h = F.relu(self.view_in(torch.cat([colour, features, behind[..., None]], -1)))
+        votes = self.votes(valid, behind, opacity) if self.surface_votes else None
+        return F.relu(self.view_out(h)), colour, valid, votes
+
+    @staticmethod
+    def votes(
+        valid: Float[Tensor, "k n"], behind: Float[Tensor, "k n"], opacity: Optional[Float[Tensor, "k n"]]
+    ) -> Float[Tensor, "n 3"]:
+        """Depth-map fusion at the points: the strongest and the mean vote of views whose predicted surface passes
+        through the point (times their opacity there), and the share of the seeing views that find the point more
+        than two depth units in front of their surface (free space)."""
+        vote = valid * torch.exp(-0.5 * behind**2)
+        vote = vote if opacity is None else vote * opacity
+        free = valid * torch.sigmoid(-4 * (behind + 2))
+        count = valid.sum(0).clamp_min(1)
+        return torch.stack([vote.amax(0), vote.sum(0) / count, free.sum(0) / count], -1)
 
     def forward(
         self, views: SourceViews, points: Float[Tensor, "n 3"], directions: Optional[Float[Tensor, "n 3"]] = None
     ) -> Tuple[Float[Tensor, "n d"], Optional[Float[Tensor, "n 3"]], Optional[Float[Tensor, "n"]]]:
         """Aggregate ``[n, out_dim]`` (direction-free: density may read it), and with ``directions`` the blended
         colour ``[n, 3]`` and the blend's total validity ``[n]`` (0 where no view sees the point)."""
-        codes, colour, valid = self.view_codes(views, points)
+        codes, colour, valid, votes = self.view_codes(views, points)
         w = valid[..., None]
         count = w.sum(0)
         share = count / max(len(valid), 1)
@@ -163,7 +191,7 @@ class ProjectionAggregator(nn.Module):
         var = ((codes - mean) ** 2 * w).sum(0) / count.clamp_min(1)
         cmean = (colour * w).sum(0) / count.clamp_min(1)
         cvar = ((colour - cmean) ** 2 * w).sum(0) / count.clamp_min(1)
-        aggregate = torch.cat([mean, var, cmean, cvar, share], -1)
+        aggregate = torch.cat([mean, var, cmean, cvar, share] + ([] if votes is None else [votes]), -1)
         if directions is None:
             return aggregate, None, None
         to_point = F.normalize(points[None] - views.centres[:, None], dim=-1)  # source rays through the point

@@ -41,6 +41,7 @@ class TriplaneField(SceneConditionedField):
         density_bias: added to the density pre-activation (negative: start mostly empty).
         projection_channels: channels of the source views' maps (0: no projection branch).
         projection_hidden: width of the projection branch's per-view code.
+        surface_votes: the projection branch also fuses the source views' depth maps (``ProjectionAggregator``).
     """
 
     def __init__(
@@ -53,6 +54,7 @@ class TriplaneField(SceneConditionedField):
         density_bias: float = -1.0,
         projection_channels: int = 0,
         projection_hidden: int = 16,
+        surface_votes: bool = False,
     ) -> None:
         super().__init__()
         self.position_encoding = NeRFEncoding(
@@ -63,7 +65,11 @@ class TriplaneField(SceneConditionedField):
             SHEncoding(levels=direction_levels, implementation="torch") if direction_levels else None
         )
         self.plane_dim = 3 * plane_channels
-        self.projection = ProjectionAggregator(projection_channels, projection_hidden) if projection_channels else None
+        self.projection = (
+            ProjectionAggregator(projection_channels, projection_hidden, surface_votes=surface_votes)
+            if projection_channels
+            else None
+        )
         self.encoding_dim = self.position_encoding.get_out_dim()
         extra = self.projection.out_dim if self.projection is not None else 0
         # The first layers are applied piecewise (tri-plane part, encoding part) instead of on concatenated inputs:
@@ -85,7 +91,7 @@ class TriplaneField(SceneConditionedField):
         return cls(
             config.triplane_channels, config.mlp_width, config.mlp_layers, config.position_frequencies,
             config.direction_levels, projection_channels=config.projection_channels + 1 if config.source_projection
-            else 0, projection_hidden=config.projection_hidden,
+            else 0, projection_hidden=config.projection_hidden, surface_votes=config.projection_surface_votes,
         )  # fmt: skip
 
     def decode(

@@ -23,8 +23,10 @@ SHIPPED_HEADS: Dict[str, Path] = {
 HEAD_SETTINGS = ("backbone", "backbone_image_width", "feature_dim", "triplane_resolution", "triplane_channels",
                  "source_rgb_skip", "lift_stride", "refine_layers", "source_projection", "projection_channels",
                  "projection_hidden", "representation", "mlp_width", "mlp_layers", "position_frequencies",
-                 "direction_levels")  # fmt: skip
+                 "direction_levels", "projection_surface_votes")  # fmt: skip
 """Model settings an exported head's weights depend on (its ``config.json`` records them)."""
+LEGACY_HEAD_SETTINGS = {"projection_surface_votes": False}
+"""Settings added after heads were first exported: a head whose ``config.json`` lacks one was made with this value."""
 
 
 class HeadMismatchError(RuntimeError):
@@ -42,7 +44,7 @@ def shipped_head(config: "TNeRFModelConfig") -> Optional[Path]:
         return None
     if config.resolved_backbone_weights != PRESET_WEIGHTS[config.backbone]:
         return None  # other backbone weights: the shipped head was not trained on them
-    recorded = json.loads((folder / "config.json").read_text())["model"]
+    recorded = {**LEGACY_HEAD_SETTINGS, **json.loads((folder / "config.json").read_text())["model"]}
     own = {name: getattr(config, name) for name in HEAD_SETTINGS if name in recorded}
     differ = {name: (recorded[name], own[name]) for name in own if _setting(own[name]) != recorded[name]}
     if differ:  # the run asked for another model: it starts from scratch, and says why

@@ -92,6 +92,8 @@ class TNeRFModelConfig(ModelConfig):
     """False: predictions carry no source views, the field reads planes only (diagnosis: what the branch carries)."""
     projection_hidden: int = 16
     """Width of the projection branch's per-view code."""
+    projection_surface_votes: bool = False
+    """The projection branch also fuses the views' depth maps (a view whose surface passes through a point votes it solid)."""
     source_colour_width: int = 400
     """The photos the projection branch samples are downscaled to at most this width (memory per scene)."""
     representation: Literal["triplane", "mlp", "mlp-film"] = "triplane"
