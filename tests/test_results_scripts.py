@@ -85,6 +85,26 @@ def test_probe_input_views_splits_the_error_and_restores_the_field(trained, scen
     for row in result["rows"].values():
         assert row["psnr"] > 0 and 0 <= row["object_holes"] <= 1 and 0 <= row["object_transparency"] <= 1
     assert "| colour from the own view |" in text and out.with_suffix(".md").is_file()
+    edges = result["edges"]
+    assert list(edges) == ["0-2 px", "2-4 px", "4-8 px", "> 8 px"] and sum(e["pixels"] for e in edges.values()) > 0
+    assert abs(sum(e["error_share"] for e in edges.values()) - 1) < 1e-6 and "| 0-2 px |" in text
+
+
+def test_the_edge_breakdown_bins_object_pixels_by_their_distance_to_the_silhouette():
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from probe_input_views import edge_breakdown
+
+    alpha = np.zeros((20, 20))
+    alpha[5:15, 5:15] = 1.0  # a 10x10 square: distances 1 to 5 from its edge
+    clear = np.zeros_like(alpha)
+    clear[5, 5:15] = 1.0  # a hole along its top row
+    error = alpha.copy()
+    out = edge_breakdown(alpha, clear, error)
+    assert out["0-2 px"][:2] == [64.0, 10.0]  # the two outer rings (36 + 28 pixels), the hole in the first
+    assert out["2-4 px"][0] == 32.0 and out["4-8 px"][0] == 4.0 and out["> 8 px"][0] == 0.0
+    assert sum(v[2] for v in out.values()) == 100.0
 
 
 def test_the_colour_override_forces_the_gate_and_is_undone():
