@@ -123,3 +123,12 @@ def test_surface_votes_fuse_the_depth_maps():
     shuffled = SourceViews(v.colours[perm], v.maps[perm], v.w2c[perm], v.focal[perm], v.principal[perm],
                            v.centres[perm], v.opacity[perm])  # fmt: skip
     torch.testing.assert_close(agg(shuffled, on_surface)[0], agg(v, on_surface)[0])
+
+
+def test_a_prediction_counts_its_numbers_like_a_tensor():
+    """Scripts size a prediction with ``numel()``, whether it is planes alone or planes with source views."""
+    planes = torch.zeros(3, 2, 8, 8)
+    v = views(k=2)
+    expected = planes.numel() + v.colours.numel() + v.maps.numel() + v.w2c.numel() + v.focal.numel()
+    expected += v.principal.numel() + v.centres.numel()
+    assert TriplaneScene(planes, v).numel() == expected and TriplaneScene(planes).numel() == planes.numel()

@@ -97,6 +97,15 @@ class TriplaneScene:
         """Memory the prediction holds (planes, and the views the projection branch samples)."""
         return self.planes.nbytes + (0 if self.views is None else self.views.nbytes)
 
+    def numel(self) -> int:
+        """Numbers the prediction holds, as ``Tensor.numel`` (planes, and the source views' maps and photos)."""
+        views = (
+            0
+            if self.views is None
+            else sum(v.numel() for f in fields(self.views) if (v := getattr(self.views, f.name)) is not None)
+        )
+        return self.planes.numel() + views
+
 
 Prediction = Union[Tensor, TriplaneScene]
 """What a tri-plane field decodes: planes alone, or planes with source views."""
