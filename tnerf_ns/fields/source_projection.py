@@ -65,9 +65,16 @@ class SourceViews:
     def to(self, device: torch.device) -> "SourceViews":
         return SourceViews(*(None if (v := getattr(self, f.name)) is None else v.to(device) for f in fields(self)))
 
+    def tensors(self) -> Tuple[Tensor, ...]:
+        """The tensors the views hold (opacity where present)."""
+        return tuple(v for f in fields(self) if (v := getattr(self, f.name)) is not None)
+
     @property
     def nbytes(self) -> int:
-        return sum(v.nbytes for f in fields(self) if (v := getattr(self, f.name)) is not None)
+        return sum(v.nbytes for v in self.tensors())
+
+    def numel(self) -> int:
+        return sum(v.numel() for v in self.tensors())
 
     def project(self, points: Float[Tensor, "n 3"]) -> Tuple[Float[Tensor, "k n 2"], Float[Tensor, "k n"]]:
         """grid_sample coordinates and z-depth (positive in front) of canonical points in every view."""
@@ -99,12 +106,7 @@ class TriplaneScene:
 
     def numel(self) -> int:
         """Numbers the prediction holds, as ``Tensor.numel`` (planes, and the source views' maps and photos)."""
-        views = (
-            0
-            if self.views is None
-            else sum(v.numel() for f in fields(self.views) if (v := getattr(self.views, f.name)) is not None)
-        )
-        return self.planes.numel() + views
+        return self.planes.numel() + (0 if self.views is None else self.views.numel())
 
 
 Prediction = Union[Tensor, TriplaneScene]
@@ -160,13 +162,13 @@ class ProjectionAggregator(nn.Module):
         coords, z = views.project(points)
         grid = coords[:, :, None]  # [k, n, 1, 2]
         colour = F.grid_sample(views.colours, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        sampled = (
-            views.maps if not self.surface_votes or views.opacity is None else torch.cat([views.maps, views.opacity], 1)
-        )
+        with_opacity = self.surface_votes and views.opacity is not None  # sampled in the same pass as the maps
+        sampled = torch.cat([views.maps, views.opacity], 1) if with_opacity else views.maps
         maps = F.grid_sample(sampled, grid, mode="bilinear", padding_mode="border", align_corners=False)
         colour, maps = colour[..., 0].transpose(1, 2), maps[..., 0].transpose(1, 2)  # [k, n, c]
-        opacity = maps[..., -1] if sampled is not views.maps else None
-        depth, features = maps[..., views.maps.shape[1] - 1], maps[..., : views.maps.shape[1] - 1]
+        opacity = maps[..., -1] if with_opacity else None
+        c = views.maps.shape[1]  # features, then the depth channel
+        depth, features = maps[..., c - 1], maps[..., : c - 1]
         valid = ((z > 1e-3) & (coords.abs() <= 1).all(-1)).to(points.dtype)
         # the point against the view's predicted surface: > 0 behind it (occluded), < 0 in front (free space)
         behind = ((z - depth) / self.depth_scale).clamp(-10, 10)
