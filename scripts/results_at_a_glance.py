@@ -103,7 +103,8 @@ class Glance:
         head = "| scene | " + " | ".join(title for title, _, _ in columns) + " |"
         lines = [
             "Novel views, PSNR (dB) / SSIM; backbone `vggt-small` (VGGT-1B's weights cannot be downloaded here); lego "
-            "and mic: the demo's head before the projection branch, the captures (DTU, fox): the shipped head; 2 CPU "
+            "and mic: the demo's head before the projection branch, the captures (DTU, fox): the first shipped head "
+            "(2026-12-04); 2 CPU "
             "threads; one training each. Empty field (and mean-colour image where measured): the trivial baselines. "
             "pending: the scene has no comparison yet.",
             "",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train the head shipped with the package (``make train-head``): the start of scene mode for ``vggt-small``.
 
-    python scripts/train_head.py                       # about 45 minutes on 2 CPU threads
+    python scripts/train_head.py                       # about an hour on 2 CPU threads
     python scripts/train_head.py --device cuda --label "GPU run"   # optional; the shipped head is the CPU one
 
 1. generate ``--num-scenes`` scenes of ``--kind`` (``scripts/make_synthetic_scenes.py --seed --scene-seed``) and render
@@ -45,7 +45,7 @@ class TrainHead:
     """Scenes, run and evaluation (git-ignored)."""
     head: Path = REPO / "tnerf_ns" / "weights" / "tnerf-head-vggt-small"
     """Folder the head is exported to."""
-    num_scenes: int = 40
+    num_scenes: int = 56
     """Generated scenes (80 % train, 20 % held out)."""
     kind: str = "object"
     """Scene kind (``scripts/make_synthetic_scenes.py --kind``). ``tabletop-mixed`` (objects in a void and objects on a
@@ -60,7 +60,7 @@ class TrainHead:
     """Rendered views per scene."""
     size: int = 128
     """Image side in pixels."""
-    iterations: int = 4000
+    iterations: int = 5200
     """Training steps."""
     rays_per_batch: int = 768
     """Target rays per step."""
@@ -72,6 +72,9 @@ class TrainHead:
     """How the card names this training (e.g. a GPU run)."""
     export: bool = True
     """Export to --head at the end."""
+    train_args: str = ""
+    """More ``ns-train`` flags, one string (e.g. the first shipped head's recipe: ``--train-args="--pipeline.model.weight-
+    average-decay 0 --pipeline.datamanager.input-view-ray-share 0"``); the card records the command."""
 
     def run(self, name: str, args: List[str], timings: Dict[str, float]) -> None:
         CONSOLE.rule(f"[bold]{name}")
@@ -109,7 +112,8 @@ class TrainHead:
                  str(self.seed), "--pipeline.model.backbone", "vggt-small", "--max-num-iterations",
                  str(self.iterations), "--output-dir", str(runs), "--experiment-name", "head", "--timestamp", "run",
                  "--steps-per-save", "500", "--steps-per-eval-image", "1000", "--steps-per-eval-batch", "500",
-                 "--pipeline.datamanager.train-num-rays-per-batch", str(self.rays_per_batch)]  # fmt: skip
+                 "--pipeline.datamanager.train-num-rays-per-batch", str(self.rays_per_batch),
+                 *shlex.split(self.train_args)]  # fmt: skip
         checkpoints = sorted((run / "nerfstudio_models").glob("step-*.ckpt"))
         done = int(checkpoints[-1].stem.split("-")[1]) + 1 if checkpoints else 0  # steps 0 .. done - 1 are in it
         if done >= self.iterations:
@@ -146,6 +150,7 @@ class TrainHead:
         if size > MAX_HEAD_BYTES:
             raise SystemExit(f"{self.head}: the head is {size / 2**20:.1f} MB, above the 16 MB a shipped head may be")
         m, empty = summary["metrics"], summary["empty_field"]
+        recipe = _training_recipe(config)
         train_s = summary["timings_s"].get("train (ns-train tnerf)")
         card = [
             "", "## Shipped head: how it was made", "",
@@ -156,6 +161,8 @@ class TrainHead:
             f"{self.size}x{self.size} "
             "(`scripts/render_scenes.py`); 80 % train, 20 % held out. Generated scenes only: no image of lego, mic, "
             "DTU, fox or any other real scene.",
+            f"- **Recipe**: a moving average of the weights with decay {recipe[0]:g} (0: none) and {recipe[1]:.0%} of "
+            "each batch's rays from the step's input views.",
             f"- **Steps**: {self.iterations} x {self.rays_per_batch} rays; **seed**: {self.seed}; "
             f"**training wall time**: {_minutes(train_s)} (this invocation; a resumed run counts only its part).",
             f"- **Command**: `{summary['command']} tnerf-scenes --data <scenes>`",
@@ -167,6 +174,16 @@ class TrainHead:
             handle.write("\n".join(card) + "\n")
         (self.head / "training.json").write_text(json.dumps(summary, indent=2))
         CONSOLE.print(f"[green]shipped head: {self.head} ({size / 2**20:.2f} MB)")
+
+
+def _training_recipe(config: Path) -> tuple:
+    """The run's training-only settings (weight average decay, input-view ray share) from its config.yml; a run made
+    before a setting existed had it at 0."""
+    import yaml
+
+    trainer = yaml.load(config.read_text(), Loader=yaml.Loader)
+    model, data = trainer.pipeline.model, trainer.pipeline.datamanager
+    return getattr(model, "weight_average_decay", 0.0), getattr(data, "input_view_ray_share", 0.0)
 
 
 def _threads() -> int:

@@ -153,7 +153,9 @@ def test_training_pool_spans_the_k_range_and_differs_from_set_to_set():
 
 
 def test_training_contexts_vary_k_and_evaluation_stays_fixed(scenes):
-    pipeline = tiny_config(scenes).pipeline.setup(device="cpu", test_mode="val")
+    config = tiny_config(scenes)
+    config.pipeline.datamanager.input_view_ray_share = 0.0
+    pipeline = config.pipeline.setup(device="cpu", test_mode="val")
     dm = pipeline.datamanager
     sizes = {len(dm.next_train(step)[1]["context"].images) for step in range(40)}
     assert len(sizes) >= 3 and max(sizes) <= 5  # 6 views per scene: K in 2..5
@@ -182,6 +184,24 @@ def test_a_share_of_training_rays_comes_from_the_input_views_when_asked(scenes):
     dm.config.input_view_ray_share = 1.5
     with pytest.raises(ValueError, match="input-view-ray-share"):
         dm.next_train(0)
+
+
+def test_scene_mode_refinement_uses_neither_input_view_rays_nor_a_weight_average(scenes):
+    """Head training defaults to both; refining one capture keeps its measured behaviour: its views alike, and the
+    last iterate (its 60 / 180 / 600 s checkpoints are what is judged)."""
+    from nerfstudio.data.dataparsers.blender_dataparser import BlenderDataParserConfig
+    from nerfstudio.engine.callbacks import TrainingCallbackAttributes
+
+    pipeline = scene_mode_pipeline(BlenderDataParserConfig(data=scenes / "synth_000003"))
+    dm = pipeline.datamanager
+    assert dm.scene_mode and dm.config.input_view_ray_share > 0 and pipeline.model.config.weight_average_decay > 0
+    for step in range(6):  # as before the share existed: the capture's views outside the source set
+        _, batch = dm.next_train(step)
+        assert not {int(i) for i in batch["context"].key[1]} & {int(i) for i in batch["indices"][:, 0]}
+    trainer = type("Trainer", (), {"_start_step": 0, "config": type("C", (), {"max_num_iterations": 10})()})()
+    attributes = TrainingCallbackAttributes(optimizers=None, grad_scaler=None, pipeline=pipeline, trainer=trainer)
+    plain = super(type(pipeline), pipeline).get_training_callbacks(attributes)  # VanillaPipeline's
+    assert len(pipeline.get_training_callbacks(attributes)) == len(plain)  # no averaging callback
 
 
 def test_fusion_does_not_depend_on_repeating_a_view():

@@ -118,8 +118,9 @@ class TNeRFPipeline(VanillaPipeline):
         self, training_callback_attributes: TrainingCallbackAttributes
     ) -> List[TrainingCallback]:
         params = [p for group in self.model.get_param_groups().values() for p in group]
-        average = weight_average_callbacks(params, self.model.config.weight_average_decay,
-                                           training_callback_attributes.trainer)  # fmt: skip
+        # scene-mode refinement is judged at its intermediate checkpoints (60 / 180 / 600 s): it keeps the last iterate
+        decay = 0.0 if getattr(self.datamanager, "scene_mode", False) else self.model.config.weight_average_decay
+        average = weight_average_callbacks(params, decay, training_callback_attributes.trainer)
         return super().get_training_callbacks(training_callback_attributes) + average
 
     def get_train_loss_dict(self, step: int):

@@ -52,10 +52,10 @@ class TNeRFDataManagerConfig(VanillaDataManagerConfig):
     train_source_views: Tuple[int, int] = (2, 8)
     """Range of K during training: each training scene gets a pool of source sets whose sizes cycle over it, so the
     model learns to use fewer and more views."""
-    input_view_ray_share: float = 0.0
-    """Share of each training batch's target rays drawn from the step's source views themselves (the input views,
-    which the prediction must reproduce: rays that leak through a hole in the density show there as wrong colour); the
-    rest come from the scene's other views. 0: other views only."""
+    input_view_ray_share: float = 0.25
+    """Share of each training batch's target rays drawn from the step's source views (the input views, where a hole
+    in the density shows as wrong colour); the rest from the scene's other views. Multi-scene (head) training only:
+    scene-mode refinement keeps to the capture's views outside the source set, as in the measured comparisons."""
     source_sets_per_scene: int = 8
     """Source sets in each training scene's pool (finite, so a frozen backbone's outputs stay cacheable)."""
     num_query_points: int = 2048
@@ -303,7 +303,7 @@ class TNeRFDataManager(VanillaDataManager[TNeRFDataset]):
             source_set = int(torch.randint(len(entry.source_pool), (1,), generator=self.generator))
         if entry.dynamic:  # one moment per step: rays of that time, encoded at that time
             time = draw_time(entry, self.generator)
-        share = self.config.input_view_ray_share if training else 0.0
+        share = self.config.input_view_ray_share if training and not self.scene_mode else 0.0
         pick = pick_target_images(entry, local, num_rays, self.generator, source_set, time, share)
         h, w = images.shape[1:3]
         if (sizes == sizes[0]).all():

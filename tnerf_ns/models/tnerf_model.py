@@ -140,9 +140,9 @@ class TNeRFModelConfig(ModelConfig):
     """Tri-plane regulariser: mean squared feature magnitude."""
     triplane_tv_mult: float = 1e-3
     """Tri-plane regulariser: total variation."""
-    weight_average_decay: float = 0.0
+    weight_average_decay: float = 0.995
     """Decay of a moving average of the trained weights written into the model at the last step (the final checkpoint
-    holds it; tnerf_ns/models/weight_average.py, run by the pipeline). 0: the last iterate."""
+    holds it; tnerf_ns/models/weight_average.py, run by the pipeline). 0: the last iterate; scene mode always is."""
     eval_sampler: Literal["occupancy", "hierarchical"] = "occupancy"
     """Rendering of whole images (ns-eval, ns-render, viewer): skip empty space with a per-scene occupancy grid of the
     predicted density, or the training path (48 uniform + 48 importance samples per ray, the reference)."""
