@@ -135,6 +135,7 @@ class MakeResults:
             ),  # fmt: skip
             *self.capture_steps(),
             ("summarise-captures", [py, "scripts/summarise_captures.py", "--folder", str(d / "compare")]),
+            ("capture-picture", [py, "scripts/capture_picture.py", "--out", str(d / "capture/fox-methods.jpg")]),
             (
                 "glance",
                 [py, "scripts/results_at_a_glance.py", "--compare", str(d / "compare"), "--out", str(d / "glance.md")],

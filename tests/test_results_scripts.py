@@ -4,6 +4,7 @@ on the shared tiny run and a generated scene."""
 from __future__ import annotations
 
 import json
+import math
 import runpy
 import sys
 from unittest import mock
@@ -46,6 +47,18 @@ def test_results_at_a_glance_reads_comparisons_and_says_pending(tmp_path):
     (tmp_path / "lego" / "comparison.json").write_text(json.dumps([empty, row, mean]))
     run("scripts/results_at_a_glance.py", "--compare", str(tmp_path), "--out", str(out))
     assert "| 9.00 / 0.600 | 10.00 / 0.700 |" in out.read_text()
+
+
+def test_capture_picture_puts_feed_forward_refined_nerfacto_and_truth_side_by_side(trained, scenes, tmp_path):
+    out = tmp_path / "methods.jpg"
+    run("scripts/capture_picture.py", "--data", str(scenes / "synth_000003"), "--tnerf-checkpoint",
+        str(trained.parent / "nerfstudio_models"), "--out", str(out), "--work", str(tmp_path / "work"), "--budget", "3",
+        "--source-views", "2", "--eval-views", "2", "--scale", "1.0")  # fmt: skip
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert list(result["psnr"]) == ["feed-forward", "T-NeRF refined, 3 s", "nerfacto, 3 s"]
+    assert all(math.isfinite(v) and v > 0 for v in result["psnr"].values()) and result["steps"]["feed-forward"] == 0
+    h, w = result["image_size"]
+    assert Image.open(out).size == (4 * w, h + 18)  # three renders and the ground truth, each labelled below
 
 
 def test_front_picture_shows_sources_prediction_and_truth(trained, scenes, tmp_path):
