@@ -27,7 +27,7 @@ from PIL import Image
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_methods import NOVEL_SPLIT, CompareMethods  # noqa: E402
+from compare_methods import CompareMethods, train_until  # noqa: E402
 from front_picture import labelled, to_uint8  # noqa: E402
 
 from tnerf_ns.compat import models_build_without_lpips_weights  # noqa: E402
@@ -76,11 +76,7 @@ class CapturePicture:
         start = time.perf_counter()
         trainer = Trainer(make_config(), local_rank=0, world_size=1)
         trainer.setup()
-        step = 0
-        while time.perf_counter() - start < self.budget:
-            trainer.pipeline.train()
-            trainer.train_iteration(step)
-            step += 1
+        step = train_until(trainer, start, self.budget, 0)
         trainer.pipeline.eval()
         with torch.no_grad():
             rgb = camera_renderer(trainer.pipeline, trainer.pipeline.datamanager.eval_dataset)(view)
@@ -89,10 +85,7 @@ class CapturePicture:
     def main(self) -> dict:
         models_build_without_lpips_weights()  # nerfacto builds offline (NaN LPIPS, unused)
         compare = self.compare()
-        cfg = compare.trainer_config("tnerf")
-        cfg.pipeline.datamanager.num_source_views = self.source_views
-        pipeline = cfg.pipeline.setup(device=self.device, test_mode=NOVEL_SPLIT)
-        pipeline.eval()
+        pipeline = compare.feed_forward_pipeline(self.source_views)
         dataset = pipeline.datamanager.eval_dataset
         view = spread(len(dataset), self.eval_views)[0]
         truth = on_white(dataset.get_image_float32(view))

@@ -247,10 +247,7 @@ class CompareMethods:
         dm = trainer.pipeline.datamanager
         step, budgets = 0, self.budgets_for(method)
         for n, budget in enumerate(budgets):
-            while time.perf_counter() - start < budget:
-                trainer.pipeline.train()
-                trainer.train_iteration(step)
-                step += 1
+            step = train_until(trainer, start, budget, step)
             train_time = time.perf_counter() - start
             views = self.eval_views if n == len(budgets) - 1 else self.intermediate_views
             inputs = spread(len(dm.train_dataset), views)
@@ -260,12 +257,17 @@ class CompareMethods:
                 rows.append(self.row(label, f"budget {budget:g}s", settings, split, scores, step, train_time, **extra))
             start += time.perf_counter() - start - train_time  # evaluation time does not count towards the budget
 
+    def feed_forward_pipeline(self, k: int):
+        """T-NeRF in scene mode from ``k`` source views, nothing trained, ready to render (evaluation mode)."""
+        cfg = self.trainer_config("tnerf")
+        cfg.pipeline.datamanager.num_source_views = k
+        pipeline = cfg.pipeline.setup(device=self.device, test_mode=NOVEL_SPLIT)
+        pipeline.eval()
+        return pipeline
+
     def run_feed_forward(self, settings, rows, extra) -> None:
         for k in self.source_views:
-            cfg = self.trainer_config("tnerf")
-            cfg.pipeline.datamanager.num_source_views = k
-            pipeline = cfg.pipeline.setup(device=self.device, test_mode=NOVEL_SPLIT)
-            pipeline.eval()
+            pipeline = self.feed_forward_pipeline(k)
             dm = pipeline.datamanager
             entry = dm.eval_scenes[0]
             novel = spread(len(dm.eval_dataset), self.eval_views)
@@ -398,6 +400,16 @@ class CompareMethods:
     def with_views(self, cfg):
         cfg.pipeline.datamanager.num_source_views = self.refine_views
         return cfg
+
+
+def train_until(trainer, start: float, budget: float, step: int) -> int:
+    """Training iterations from ``step`` until ``budget`` seconds have passed since ``start`` (perf_counter); the next
+    step."""
+    while time.perf_counter() - start < budget:
+        trainer.pipeline.train()
+        trainer.train_iteration(step)
+        step += 1
+    return step
 
 
 def method_family(label: str) -> str:

@@ -22,7 +22,7 @@ import tyro
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_methods import NOVEL_SPLIT, CompareMethods  # noqa: E402
+from compare_methods import CompareMethods  # noqa: E402
 
 from tnerf_ns.evaluation.protocol import on_white, spread  # noqa: E402
 from tnerf_ns.report import psnr  # noqa: E402
@@ -62,10 +62,7 @@ class FrontPicture:
     def main(self) -> None:
         compare = CompareMethods(data=self.data, tnerf_checkpoint=self.tnerf_checkpoint, scale=self.scale,
                                  device="cpu")  # fmt: skip
-        cfg = compare.trainer_config("tnerf")
-        cfg.pipeline.datamanager.num_source_views = self.source_views
-        pipeline = cfg.pipeline.setup(device="cpu", test_mode=NOVEL_SPLIT)
-        pipeline.eval()
+        pipeline = compare.feed_forward_pipeline(self.source_views)
         dm = pipeline.datamanager
         entry = dm.eval_scenes[0]
         index = spread(len(dm.eval_dataset), 16)[self.view]
