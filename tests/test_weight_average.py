@@ -1,4 +1,5 @@
-"""The moving average of the trained weights: its arithmetic, and that a training's final checkpoint holds it."""
+"""The moving average of the trained weights: its arithmetic, that a training's final checkpoint holds it, and that
+a run split with --schedule-steps keeps the last iterate and hands the average on in its checkpoint."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 from helpers import tiny_config
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 
-from tnerf_ns.models.weight_average import WeightAverage
+from tnerf_ns.models.weight_average import WeightAverage, weight_average_callbacks
 
 
 def manual_average(values, decay):
@@ -20,7 +21,7 @@ def manual_average(values, decay):
 
 def test_the_average_follows_the_warm_up_and_decay_and_is_written_at_the_end():
     p = torch.nn.Parameter(torch.zeros(3))
-    average = WeightAverage([p], decay=0.9)
+    average = WeightAverage([("p", p)], decay=0.9)
     values = [torch.zeros(3)]
     for step in range(100):
         with torch.no_grad():
@@ -37,7 +38,7 @@ def test_the_average_follows_the_warm_up_and_decay_and_is_written_at_the_end():
 @pytest.mark.parametrize("decay", [-0.1, 1.0])
 def test_a_decay_outside_zero_one_is_refused(decay):
     with pytest.raises(ValueError, match="decay"):
-        WeightAverage([torch.nn.Parameter(torch.zeros(1))], decay)
+        WeightAverage([("p", torch.nn.Parameter(torch.zeros(1)))], decay)
 
 
 def test_the_final_checkpoint_holds_the_average_of_the_steps(scenes, tmp_path):
@@ -60,3 +61,38 @@ def test_the_final_checkpoint_holds_the_average_of_the_steps(scenes, tmp_path):
     assert len(seen) == 6
     torch.testing.assert_close(saved, manual_average(seen, 0.5))
     assert not torch.allclose(saved, seen[-1])  # not the last iterate
+    assert int(checkpoint["pipeline"]["weight_average.updates"]) == 5  # the average travels with the checkpoint
+    shadow = checkpoint["pipeline"]["weight_average.shadow__" + name.replace(".", "__")]
+    torch.testing.assert_close(shadow, saved)
+
+
+class _Trainer:
+    def __init__(self, start: int, steps: int, schedule_steps) -> None:
+        self._start_step = start
+        self.config = type("C", (), {"max_num_iterations": steps, "schedule_steps": schedule_steps})()
+
+
+@pytest.mark.parametrize(
+    "start, steps, schedule_steps, written",
+    [(0, 4, None, True), (0, 4, 8, False), (4, 4, 8, True), (0, 4, 4, True), (0, 8, 4, True)],
+)
+def test_the_average_is_written_only_where_the_whole_run_ends(start, steps, schedule_steps, written):
+    p = torch.nn.Parameter(torch.zeros(2))
+    average = WeightAverage([("p", p)], decay=0.5)
+    average.updates.fill_(start)  # a resumed run's average arrives with its count
+    (callback,) = weight_average_callbacks(average, _Trainer(start, steps, schedule_steps))
+    for step in range(start, start + steps):
+        with torch.no_grad():
+            p.fill_(float(step + 1))
+        callback.run_callback_at_location(step, TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+    assert int(average.updates) == start + steps
+    assert (float(p[0]) != start + steps) == written  # written: the average, below the last iterate
+
+
+def test_a_fresh_average_starts_from_the_loaded_weights():
+    p = torch.nn.Parameter(torch.zeros(2))
+    average = WeightAverage([("p", p)], decay=0.5)
+    with torch.no_grad():
+        p.fill_(3.0)  # e.g. weights loaded from a checkpoint saved without an average
+    weight_average_callbacks(average, _Trainer(0, 2, None))
+    torch.testing.assert_close(average.shadow[0], torch.full((2,), 3.0))

@@ -18,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tnerf_ns.compat import apply_nerfstudio_patches, blender_box_follows_scale_factor
 from tnerf_ns.datamanagers.tnerf_datamanager import TNeRFDataManager, TNeRFDataManagerConfig
 from tnerf_ns.models.tnerf_model import TNeRFModelConfig
-from tnerf_ns.models.weight_average import weight_average_callbacks
+from tnerf_ns.models.weight_average import WeightAverage, weight_average_callbacks
 
 
 @dataclass
@@ -107,6 +107,7 @@ class TNeRFPipeline(VanillaPipeline):
             run_checkpoint_follows=test_mode != "val",  # eval_setup: a missing --pipeline.model.pretrained is fine
         )
         self.model.to(device)
+        self.weight_average = self._weight_average() if test_mode == "val" else None  # training only
         self.world_size = world_size
         self.datamanager.shard(local_rank, world_size)
         if world_size > 1:
@@ -114,13 +115,19 @@ class TNeRFPipeline(VanillaPipeline):
             self._model = DDP(self._model, device_ids=[local_rank] if on_cuda else None, find_unused_parameters=True)
             dist.barrier()
 
+    def _weight_average(self) -> Optional[WeightAverage]:
+        """The moving average of the trained weights (a module, so that checkpoints carry it); none in scene mode,
+        whose refinement is judged at its intermediate checkpoints (60 / 180 / 600 s) and keeps the last iterate."""
+        decay = self.model.config.weight_average_decay
+        if decay <= 0 or getattr(self.datamanager, "scene_mode", False):
+            return None
+        trained = {id(p) for group in self.model.get_param_groups().values() for p in group}
+        return WeightAverage([(n, p) for n, p in self.model.named_parameters() if id(p) in trained], decay)
+
     def get_training_callbacks(
         self, training_callback_attributes: TrainingCallbackAttributes
     ) -> List[TrainingCallback]:
-        params = [p for group in self.model.get_param_groups().values() for p in group]
-        # scene-mode refinement is judged at its intermediate checkpoints (60 / 180 / 600 s): it keeps the last iterate
-        decay = 0.0 if getattr(self.datamanager, "scene_mode", False) else self.model.config.weight_average_decay
-        average = weight_average_callbacks(params, decay, training_callback_attributes.trainer)
+        average = weight_average_callbacks(self.weight_average, training_callback_attributes.trainer)
         return super().get_training_callbacks(training_callback_attributes) + average
 
     def get_train_loss_dict(self, step: int):
