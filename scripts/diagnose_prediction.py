@@ -13,7 +13,8 @@ themselves. lego's val split (16 views spread over it, 200x200) in scene mode, s
 
 **Rows**, each scored on input and novel views, PSNR / SSIM / depth abs-rel where depth exists:
 
-* ``predicted``: the head as trained;
+* ``predicted``: the head as trained, with ``tnerf``'s defaults (among them the photo-consistent depth sweep);
+* ``no depth sweep``: the lifting uses the head's own depth (``--pipeline.model.lift-depth predicted``);
 * ``oracle depth``: the lifting places source pixels at their ground-truth depth (``--pipeline.model.lift-depth
   ground-truth``; generated scenes only): what perfect geometry would give this head;
 * ``no backbone features``: the LatentHead reads zeros instead of VGGT's tokens (``backbone-features False``);
@@ -46,7 +47,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import tyro
-import yaml
 from rich.console import Console
 from rich.progress import track
 
@@ -56,13 +56,14 @@ from tnerf_ns.fields.source_projection import planes_of
 from tnerf_ns.report import psnr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_source_views import forget_predictions, setup_pipeline  # noqa: E402
+from evaluate_source_views import forget_predictions, load_run, setup_pipeline  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONSOLE = Console(width=120)
 
 VARIANTS: Dict[str, Dict[str, object]] = {
     "predicted": {},
+    "no depth sweep": {"lift_depth": "predicted"},
     "oracle depth": {"lift_depth": "ground-truth"},
     "no backbone features": {"backbone_features": False},
     "no tri-plane": {"triplane_features": False},
@@ -118,7 +119,8 @@ class DiagnosePrediction:
     """Oracle, knock-out and capacity rows of one trained head on a frozen benchmark."""
 
     config: Path
-    """config.yml of the trained multi-scene run (its nerfstudio_models/ beside it)."""
+    """config.yml of the trained multi-scene run (its nerfstudio_models/ beside it), or an exported head's folder (e.g.
+    tnerf_ns/weights/tnerf-head-vggt-small)."""
     label: str = "demo-head"
     """Name of this measurement (<out>/<label>.json)."""
     work: Path = REPO / "results_output/diagnosis"
@@ -191,7 +193,7 @@ class DiagnosePrediction:
         config.pipeline.datamanager.data = scenes
         config.pipeline.datamanager.dataparser.data = scenes
         config.pipeline.datamanager.num_source_views = max(self.source_views)
-        checkpoint = self.config.parent / "nerfstudio_models"
+        checkpoint = self.checkpoint
         baselines_done = set()
         for variant in self.variants:
             pipeline = pipeline_for(config, checkpoint, VARIANTS[variant])
@@ -259,7 +261,7 @@ class DiagnosePrediction:
                 cfg.pipeline.datamanager.data = self.lego
                 cfg.pipeline.datamanager.camera_res_scale_factor = 0.5
                 cfg.pipeline.datamanager.num_source_views = k
-                pipeline = pipeline_for(cfg, self.config.parent / "nerfstudio_models", VARIANTS[variant])
+                pipeline = pipeline_for(cfg, self.checkpoint, VARIANTS[variant])
                 dm = pipeline.datamanager
                 entry = dm.eval_scenes[0]
                 scores = {variant: {"input": Scorer(), "novel": Scorer()}, "empty field": {"novel": Scorer()}}
@@ -300,7 +302,7 @@ class DiagnosePrediction:
         config.pipeline.datamanager.data = scenes
         config.pipeline.datamanager.dataparser.data = scenes
         config.pipeline.datamanager.num_source_views = max(self.source_views)
-        base = pipeline_for(config, self.config.parent / "nerfstudio_models", {})
+        base = pipeline_for(config, self.checkpoint, {})
         dm = base.datamanager
         entry = dm.eval_scenes[0]
         ds = entry.dataset
@@ -358,7 +360,7 @@ class DiagnosePrediction:
                 CONSOLE.print(rows[-1])
 
     def main(self) -> None:
-        config = yaml.load(self.config.read_text(), Loader=yaml.Loader)
+        config, self.checkpoint = load_run(self.config)
         scenes = self.benchmark()
         rows: List[Dict] = []
         self.generated_rows(config, scenes, rows)

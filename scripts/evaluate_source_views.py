@@ -17,11 +17,12 @@ Each run writes ``<out>/<label>.json``; ``<out>/method.md`` tabulates every labe
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Tuple
 
 import numpy as np
 import torch
@@ -34,6 +35,33 @@ from tnerf_ns.evaluation.protocol import psnr, ssim
 
 REPO = Path(__file__).resolve().parents[1]
 CONSOLE = Console(width=120)
+
+
+def load_run(path: Path) -> Tuple[object, Path]:
+    """The trainer config and the weights of a trained head: a run's ``config.yml`` (its ``nerfstudio_models/``
+    beside it) or an exported head's folder (``config.json`` + ``model.safetensors``, e.g. the shipped
+    ``tnerf_ns/weights/tnerf-head-vggt-small``: ``tnerf``'s defaults with the head's recorded model settings, so its
+    numbers can be re-measured on a fresh clone without the run that made it)."""
+    from tnerf_ns.models.checkpoints import HEAD_SETTINGS, HEAD_WEIGHTS, LEGACY_HEAD_SETTINGS
+
+    if path.is_dir() and (path / "config.json").is_file() and (path / HEAD_WEIGHTS).is_file():
+        from tnerf_ns.configs import tnerf_method
+
+        recorded = json.loads((path / "config.json").read_text())
+        config = copy.deepcopy(tnerf_method.config)
+        for name, value in {**LEGACY_HEAD_SETTINGS, **recorded["model"]}.items():
+            if name in HEAD_SETTINGS:
+                setattr(config.pipeline.model, name, value)
+        weights = recorded.get("backbone_weights")
+        if weights and not Path(weights).is_absolute() and (REPO / weights).is_file():
+            weights = str(REPO / weights)
+        config.pipeline.model.backbone_weights = weights
+        return config, path
+    if not path.is_file():
+        raise SystemExit(
+            f"{path}: neither a run's config.yml nor an exported head's folder (config.json + {HEAD_WEIGHTS})"
+        )
+    return yaml.load(path.read_text(), Loader=yaml.Loader), path.parent / "nerfstudio_models"
 
 
 def setup_pipeline(config, checkpoint_dir: Path, device: str):
@@ -75,7 +103,7 @@ class EvaluateSourceViews:
     """Feed-forward PSNR/SSIM versus the number of source views."""
 
     config: Path
-    """config.yml of a trained multi-scene T-NeRF run."""
+    """config.yml of a trained multi-scene T-NeRF run, or an exported head's folder (the Blender scenes only)."""
     label: str = "current"
     """Name of this measurement (e.g. before / after)."""
     views: List[int] = field(default_factory=lambda: [2, 4, 8])
@@ -98,9 +126,13 @@ class EvaluateSourceViews:
     """Also measure the run's held-out scenes (False: the Blender scenes only)."""
 
     def held_out(self) -> Dict[str, Dict]:
-        config = yaml.load(self.config.read_text(), Loader=yaml.Loader)
+        config, checkpoint = load_run(self.config)
+        if checkpoint == self.config:
+            raise SystemExit(
+                f"{self.config}: an exported head has no held-out scenes of its own: pass --no-held-out-scenes"
+            )
         config.pipeline.datamanager.num_source_views = max(self.views)
-        pipeline = setup_pipeline(config, self.config.parent / "nerfstudio_models", self.device)
+        pipeline = setup_pipeline(config, checkpoint, self.device)
         dm = pipeline.datamanager
         indices = list(range(len(dm.eval_dataset)))  # views outside the largest source sets: the same for every K
         results, largest_sets = {}, {}
@@ -120,12 +152,12 @@ class EvaluateSourceViews:
 
         results = {}
         for k in self.views:
-            config = yaml.load(self.config.read_text(), Loader=yaml.Loader)
+            config, checkpoint = load_run(self.config)
             config.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=scene)
             config.pipeline.datamanager.data = scene
             config.pipeline.datamanager.camera_res_scale_factor = self.scale
             config.pipeline.datamanager.num_source_views = k
-            pipeline = setup_pipeline(config, self.config.parent / "nerfstudio_models", self.device)
+            pipeline = setup_pipeline(config, checkpoint, self.device)
             n = len(pipeline.datamanager.eval_dataset)
             indices = np.linspace(0, n - 1, min(self.scene_images, n)).round().astype(int).tolist()
             results[f"K={k}"] = score(pipeline, indices)

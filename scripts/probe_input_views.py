@@ -31,12 +31,11 @@ from typing import Dict, Iterator, List, Literal, Optional
 import numpy as np
 import torch
 import tyro
-import yaml
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diagnose_prediction import pipeline_for, render  # noqa: E402
-from evaluate_source_views import forget_predictions  # noqa: E402
+from evaluate_source_views import forget_predictions, load_run  # noqa: E402
 
 from tnerf_ns.evaluation.protocol import on_white  # noqa: E402
 from tnerf_ns.report import psnr  # noqa: E402
@@ -91,7 +90,7 @@ class ProbeInputViews:
     """Colour and opacity errors of a head's renders of its own input views."""
 
     config: Path
-    """config.yml of a trained multi-scene run (its nerfstudio_models/ beside it)."""
+    """config.yml of a trained multi-scene run (its nerfstudio_models/ beside it), or an exported head's folder."""
     scenes: Path = REPO / "results_output/diagnosis/scenes"
     """The diagnosis benchmark's scenes (``scripts/diagnose_prediction.py`` renders them)."""
     num_scenes: int = 4
@@ -108,13 +107,13 @@ class ProbeInputViews:
     def main(self) -> None:
         if not self.scenes.is_dir():
             raise SystemExit(f"{self.scenes}: no benchmark scenes; run scripts/diagnose_prediction.py first")
-        config = yaml.load(self.config.read_text(), Loader=yaml.Loader)
+        config, checkpoint = load_run(self.config)
         config.pipeline.datamanager.data = config.pipeline.datamanager.dataparser.data = self.scenes
         config.pipeline.datamanager.num_source_views = self.k
         switches = {"eval_sampler": self.eval_sampler} if self.eval_sampler else {}
         if self.samples_per_ray:
             switches.update(num_coarse_samples=self.samples_per_ray, num_fine_samples=self.samples_per_ray)
-        pipeline = pipeline_for(config, self.config.parent / "nerfstudio_models", switches)
+        pipeline = pipeline_for(config, checkpoint, switches)
         field = pipeline.model.field
         if getattr(field, "projection", None) is None:
             raise SystemExit(f"{self.config}: this head has no projection branch; there is no source colour to force")

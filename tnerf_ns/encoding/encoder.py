@@ -217,8 +217,10 @@ class SceneEncoder(nn.Module):
                 raise ValueError(f"scene {ctx.name}: --pipeline.model.lift-depth ground-truth needs depth maps of the "
                                  "source views, and this data has none")  # fmt: skip
             oracle_z = ctx.depth.to(self.device) / self.box.half_extent  # dataset -> canonical units
+        # the sweep refines what a trained head predicts; training keeps the head's own depth (and its gradient)
+        sweep = images if cfg.lift_depth == "photo-consistent" and not self.training else None
         planes, lifted = self.lifter(features, head["depth_logit"][0], head["weight_logit"][0], c2w, intrinsics,
-                                     oracle_z=oracle_z)  # fmt: skip
+                                     oracle_z=oracle_z, sweep_colours=sweep)  # fmt: skip
         planes = planes if cfg.triplane_features else torch.zeros_like(planes)
         views = None
         if self.view_features is not None and cfg.projected_views:

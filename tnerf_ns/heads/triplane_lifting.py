@@ -16,6 +16,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from tnerf_ns.geometry import fraction_from_z_depth, pixel_rays, ray_box_intersection
+from tnerf_ns.heads.depth_sweep import photo_consistent_fraction
 from tnerf_ns.splatting import bilinear_splat
 from tnerf_ns.triplane import MISSING_AXIS, plane_coordinates
 
@@ -88,10 +89,12 @@ class TriplaneLifter(nn.Module):
         c2w: Float[Tensor, "s 3 4"],
         intrinsics: Float[Tensor, "s 3 3"],
         oracle_z: Optional[Float[Tensor, "s H W"]] = None,
+        sweep_colours: Optional[Float[Tensor, "s 3 H W"]] = None,
     ) -> LiftedViews:
         """3-D points, features and weights of the (pooled) source pixels; intrinsics are for the H x W maps.
         ``oracle_z``: ground-truth canonical z-depth (0 = unknown) that replaces the predicted depth where known (the
-        diagnosis's oracle geometry)."""
+        diagnosis's oracle geometry). ``sweep_colours``: the source photos at the maps' size; the predicted depth is
+        then refined by photo-consistency across them (:mod:`tnerf_ns.heads.depth_sweep`; not differentiable)."""
         k = self.lift_stride
         if k > 1:
             features = F.avg_pool2d(features, k)
@@ -107,9 +110,13 @@ class TriplaneLifter(nn.Module):
         if oracle_z is not None:
             z = F.interpolate(oracle_z[:, None], size=(h, w), mode="nearest")[:, 0]
             fraction = torch.where(z > 0, fraction_from_z_depth(z, t_near, t_far, dir_norm), fraction)
+        weights = torch.sigmoid(weight_logit) * valid
+        if sweep_colours is not None and oracle_z is None:
+            colours = F.avg_pool2d(sweep_colours, k) if k > 1 else sweep_colours
+            fraction = photo_consistent_fraction(fraction, origins, dirs, t_near, t_far, weights, colours, c2w,
+                                                 intrinsics)  # fmt: skip
         t = t_near + fraction * (t_far - t_near).clamp_min(0)
         points = origins + t[..., None] * dirs
-        weights = torch.sigmoid(weight_logit) * valid
         return LiftedViews(
             points=points,
             features=features.permute(0, 2, 3, 1),
@@ -148,8 +155,10 @@ class TriplaneLifter(nn.Module):
             x = x + conv(F.gelu(x))
         return x
 
-    def forward(self, *maps: Tensor, oracle_z: Optional[Tensor] = None) -> Tuple[Float[Tensor, "3 c r r"], LiftedViews]:
+    def forward(
+        self, *maps: Tensor, oracle_z: Optional[Tensor] = None, sweep_colours: Optional[Tensor] = None
+    ) -> Tuple[Float[Tensor, "3 c r r"], LiftedViews]:
         """Lift (same arguments as :meth:`lift`), splat, refine: the planes and the lifted source pixels."""
-        lifted = self.lift(*maps, oracle_z=oracle_z)
+        lifted = self.lift(*maps, oracle_z=oracle_z, sweep_colours=sweep_colours)
         planes_in, lifted.plane_weight = self.splat(lifted.points, lifted.features, lifted.weights)
         return self.refine_planes(planes_in), lifted

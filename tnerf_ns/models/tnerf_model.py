@@ -76,8 +76,9 @@ class TNeRFModelConfig(ModelConfig):
     directly instead of through the backbone)."""
     lift_stride: int = 2
     """Source maps are pooled by this factor before lifting."""
-    lift_depth: Literal["predicted", "ground-truth"] = "predicted"
-    """Depth of lifted source pixels: the LatentHead's, or the data's where known (diagnosis: oracle geometry)."""
+    lift_depth: Literal["predicted", "photo-consistent", "ground-truth"] = "photo-consistent"
+    """Depth of lifted source pixels: the LatentHead's; that refined at inference by photo-consistency across the
+    source views (tnerf_ns/heads/depth_sweep.py; training lifts the head's own); or the data's (diagnosis: oracle)."""
     backbone_features: bool = True
     """False: the LatentHead reads zeros instead of the backbone's tokens (diagnosis: what the backbone carries)."""
     triplane_features: bool = True

@@ -1,0 +1,119 @@
+"""Photo-consistent source depth: a local plane sweep around the LatentHead's predicted depth.
+
+The head's depth comes from one view's tokens of a small backbone; the diagnosis's oracle row (ground-truth depth in
+the lifting) shows that the rest of the trained head turns better depth into better renders. Under known cameras the
+source photos themselves say where a surface is: at the right depth a pixel's colour reappears where its 3-D point
+projects into the other views. Each lifted pixel tries depths around the prediction (a fraction of its ray inside the
+box); a candidate's cost is the squared colour difference to the other views, aggregated over the better half of
+those views (the others may see the point occluded) and over a small window of pixels (one pixel's colour is too
+ambiguous), plus a small pull towards the prediction. A pixel moves only to a clear winner, not where no other
+view sees its predicted point, and, with two views (where no third one outvotes a match against an occluded view),
+only where the other view's depth map agrees with the new depth (multi-view stereo's geometric consistency check). Nothing is learned: it transfers to any capture whose views
+agree in colour, and a head trained on predicted depth reads it unchanged (``--pipeline.model.lift-depth
+photo-consistent``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
+
+from tnerf_ns.fields.source_projection import SourceViews
+
+SWEEP_SPAN = 0.3
+"""Largest change tried, as a fraction of the pixel's ray inside the box (either side of the prediction)."""
+SWEEP_STEPS = 61
+"""Depths tried per pixel (odd: the prediction itself is one)."""
+SWEEP_WINDOW = 3
+"""Side of the pixel window (on the lifted, pooled maps) whose costs are summed."""
+SWEEP_PRIOR = 0.5
+"""Cost per squared fraction of change: ties and textureless windows keep the prediction."""
+SWEEP_MARGIN = 0.5
+"""A pixel moves only where its best window cost is below this share of the cost at the predicted depth (a clear
+winner; with two views a wrong match often looks as good as the right one)."""
+SWEEP_AGREEMENT = 0.02
+"""With two views, a moved pixel is kept only where the other view's depth map agrees with its new depth within
+this share."""
+SWEEP_OPACITY = 0.5
+"""Only pixels whose splat weight (the head's opacity) exceeds this move: background rays keep their depth."""
+
+
+@torch.no_grad()
+def photo_consistent_fraction(
+    fraction: Float[Tensor, "s h w"],
+    origins: Float[Tensor, "s h w 3"],
+    dirs: Float[Tensor, "s h w 3"],
+    t_near: Float[Tensor, "s h w"],
+    t_far: Float[Tensor, "s h w"],
+    weights: Float[Tensor, "s h w"],
+    colours: Float[Tensor, "s 3 h w"],
+    c2w: Float[Tensor, "s 3 4"],
+    intrinsics: Float[Tensor, "s 3 3"],
+) -> Float[Tensor, "s h w"]:
+    """The depth fraction of each lifted pixel after the sweep (unchanged for one view, or where nothing is better).
+
+    ``colours`` are the source photos at the lifted maps' resolution, ``intrinsics`` those of the maps."""
+    s, h, w = fraction.shape
+    if s < 2:
+        return fraction
+    views = SourceViews.from_cameras(colours, colours, c2w, intrinsics, (h, w))  # only cameras and colours are read
+    reference = colours.permute(0, 2, 3, 1).reshape(1, -1, 3)  # [1, s*h*w, 3]
+    own = (
+        torch.arange(s, device=fraction.device).repeat_interleave(h * w)[None]
+        == torch.arange(s, device=fraction.device)[:, None]
+    )  # [s views, s*h*w points]: a pixel is not compared with its own view
+    keep = max(1, s // 2)  # the better half of the other s - 1 views
+    span = (t_far - t_near).clamp_min(0)
+    offsets = torch.linspace(-SWEEP_SPAN, SWEEP_SPAN, SWEEP_STEPS, device=fraction.device)
+    costs, candidates = [], []
+    for offset in offsets:  # one candidate depth for every pixel at a time: memory stays s * (s h w) samples
+        candidate = (fraction + offset).clamp(0, 1)
+        points = (origins + (t_near + candidate * span)[..., None] * dirs).reshape(-1, 3)
+        coords, z = views.project(points)
+        sampled = F.grid_sample(
+            colours, coords[:, :, None], mode="bilinear", padding_mode="border", align_corners=False
+        )
+        error = (sampled[..., 0].transpose(1, 2) - reference).square().sum(-1)  # [s views, s*h*w]
+        seen = (z > 1e-3) & (coords.abs() <= 1).all(-1) & ~own
+        error = torch.where(seen, error, torch.full_like(error, float("inf")))
+        best = error.sort(dim=0).values[:keep]  # unseen views sort last
+        counted = best.isfinite()
+        cost = torch.where(counted, best, torch.zeros_like(best)).sum(0) / counted.sum(0).clamp_min(1)
+        seen_any = counted.any(0).to(cost.dtype)  # a point no other view sees cannot be judged
+        pool = dict(kernel_size=SWEEP_WINDOW, stride=1, padding=SWEEP_WINDOW // 2)
+        total = F.avg_pool2d((cost * seen_any).reshape(s, 1, h, w), **pool)[:, 0]
+        judged = F.avg_pool2d(seen_any.reshape(s, 1, h, w), **pool)[:, 0]
+        window = torch.where(judged > 0, total / judged.clamp_min(1e-6), torch.full_like(total, float("inf")))
+        costs.append(window + SWEEP_PRIOR * float(offset) ** 2)
+        candidates.append(candidate)
+    costs = torch.stack(costs)
+    best, choice = costs.min(0, keepdim=True)  # [1, s, h, w]
+    refined = torch.stack(candidates).gather(0, choice)[0]
+    at_prediction = costs[len(offsets) // 2]
+    move = (weights > SWEEP_OPACITY) & (best[0] < SWEEP_MARGIN * at_prediction) & at_prediction.isfinite()
+    if s == 2:  # one other view: nothing outvotes a match against an occluded view, so the depth maps must agree
+        move = move & consistent(views, origins, dirs, t_near + torch.where(move, refined, fraction) * span, own)
+    return torch.where(move, refined, fraction)
+
+
+def consistent(
+    views: SourceViews,
+    origins: Float[Tensor, "s h w 3"],
+    dirs: Float[Tensor, "s h w 3"],
+    t: Float[Tensor, "s h w"],
+    own: Tensor,
+) -> Tensor:
+    """Whether each pixel's point lies on the surface that another view's depth map puts there (within
+    ``SWEEP_AGREEMENT`` of its depth in that view): a match of one view alone, e.g. against an occluded view, is
+    dropped. ``[s, h, w]``."""
+    s, h, w = t.shape
+    points = (origins + t[..., None] * dirs).reshape(-1, 3)
+    coords, z = views.project(points)  # [s views, s*h*w]
+    z_maps = z[own].reshape(s, 1, h, w)  # each view's own depth map
+    seen_z = F.grid_sample(z_maps, coords[:, :, None], mode="nearest", padding_mode="border", align_corners=False)
+    seen_z = seen_z[:, 0, :, 0]
+    inside = (z > 1e-3) & (coords.abs() <= 1).all(-1) & ~own
+    agree = inside & ((seen_z - z).abs() < SWEEP_AGREEMENT * z)
+    return agree.any(0).reshape(s, h, w)
