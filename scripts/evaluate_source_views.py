@@ -42,17 +42,15 @@ def load_run(path: Path) -> Tuple[object, Path]:
     beside it) or an exported head's folder (``config.json`` + ``model.safetensors``, e.g. the shipped
     ``tnerf_ns/weights/tnerf-head-vggt-small``: ``tnerf``'s defaults with the head's recorded model settings, so its
     numbers can be re-measured on a fresh clone without the run that made it)."""
-    from tnerf_ns.models.checkpoints import HEAD_SETTINGS, HEAD_WEIGHTS, LEGACY_HEAD_SETTINGS
+    from tnerf_ns.models.checkpoints import HEAD_WEIGHTS, recorded_head_settings
 
     if path.is_dir() and (path / "config.json").is_file() and (path / HEAD_WEIGHTS).is_file():
         from tnerf_ns.configs import tnerf_method
 
-        recorded = json.loads((path / "config.json").read_text())
         config = copy.deepcopy(tnerf_method.config)
-        for name, value in {**LEGACY_HEAD_SETTINGS, **recorded["model"]}.items():
-            if name in HEAD_SETTINGS:
-                setattr(config.pipeline.model, name, value)
-        weights = recorded.get("backbone_weights")
+        for name, value in recorded_head_settings(path).items():
+            setattr(config.pipeline.model, name, value)
+        weights = json.loads((path / "config.json").read_text()).get("backbone_weights")
         if weights and not Path(weights).is_absolute() and (REPO / weights).is_file():
             weights = str(REPO / weights)
         config.pipeline.model.backbone_weights = weights

@@ -78,3 +78,21 @@ def test_scene_mode_with_nothing_trained_predicts_the_scene(tmp_path):
 
     empty = empty_psnr(config)
     assert np.isfinite(psnr) and psnr > empty + 3.0, (psnr, empty)
+
+
+def test_an_exported_heads_folder_loads_as_a_run_with_its_recorded_settings(tmp_path):
+    """The diagnosis and evaluation scripts measure an exported head (``load_run``): tnerf's defaults with the head's
+    recorded model settings, its weights from the folder; anything else stops naming the path."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from evaluate_source_views import load_run
+
+    head = fake_head(tmp_path / "head", triplane_resolution=48, projection_surface_votes=True)
+    config, weights = load_run(head)
+    assert weights == head
+    assert config.pipeline.model.triplane_resolution == 48 and config.pipeline.model.projection_surface_votes
+    assert checkpoints.recorded_head_settings(head)["triplane_resolution"] == 48
+    with pytest.raises(SystemExit, match="neither a run's config.yml"):
+        load_run(tmp_path / "missing")

@@ -44,8 +44,8 @@ def shipped_head(config: "TNeRFModelConfig") -> Optional[Path]:
         return None
     if config.resolved_backbone_weights != PRESET_WEIGHTS[config.backbone]:
         return None  # other backbone weights: the shipped head was not trained on them
-    recorded = {**LEGACY_HEAD_SETTINGS, **json.loads((folder / "config.json").read_text())["model"]}
-    own = {name: getattr(config, name) for name in HEAD_SETTINGS if name in recorded}
+    recorded = recorded_head_settings(folder)
+    own = {name: getattr(config, name) for name in recorded}
     differ = {name: (recorded[name], own[name]) for name in own if _setting(own[name]) != recorded[name]}
     if differ:  # the run asked for another model: it starts from scratch, and says why
         listed = ", ".join(f"{k} {v[0]!r} (this run: {v[1]!r})" for k, v in differ.items())
@@ -54,6 +54,13 @@ def shipped_head(config: "TNeRFModelConfig") -> Optional[Path]:
                       "this)")  # fmt: skip
         return None
     return folder
+
+
+def recorded_head_settings(folder: Path) -> Dict[str, object]:
+    """The model settings an exported head was made with (its ``config.json``), settings added since it was exported
+    counted as made without them (``LEGACY_HEAD_SETTINGS``)."""
+    recorded = {**LEGACY_HEAD_SETTINGS, **json.loads((folder / "config.json").read_text())["model"]}
+    return {name: value for name, value in recorded.items() if name in HEAD_SETTINGS}
 
 
 def _setting(value):
