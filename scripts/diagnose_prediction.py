@@ -155,6 +155,9 @@ class DiagnosePrediction:
     """Gradient steps of each capacity fit."""
     capacity_rays: int = 2048
     """Rays per capacity step."""
+    sweep_settings: Dict[str, float] = field(default_factory=dict)
+    """Constants of ``tnerf_ns/heads/depth_sweep.py`` overridden for this measurement (tuning, e.g.
+    ``--sweep-settings SWEEP_MARGIN_MANY 0.5``); recorded in the result."""
 
     # ------------------------------------------------------------------ benchmark
     def benchmark(self) -> Path:
@@ -360,6 +363,12 @@ class DiagnosePrediction:
                 CONSOLE.print(rows[-1])
 
     def main(self) -> None:
+        from tnerf_ns.heads import depth_sweep
+
+        for name, value in self.sweep_settings.items():
+            if not name.startswith("SWEEP_") or not hasattr(depth_sweep, name):
+                raise SystemExit(f"--sweep-settings {name}: tnerf_ns/heads/depth_sweep.py has no such constant")
+            setattr(depth_sweep, name, type(getattr(depth_sweep, name))(value))
         config, self.checkpoint = load_run(self.config)
         scenes = self.benchmark()
         rows: List[Dict] = []
@@ -369,6 +378,8 @@ class DiagnosePrediction:
         if self.capacity_resolutions:
             self.capacity_rows(config, scenes, rows)
         result = {"config": str(self.config), "label": self.label, "rows": rows}
+        if self.sweep_settings:
+            result["sweep_settings"] = self.sweep_settings
         (self.out / f"{self.label}.json").write_text(json.dumps(result, indent=2) + "\n")
         write_table(self.out)
 
