@@ -6,11 +6,11 @@ source photos themselves say where a surface is: at the right depth a pixel's co
 projects into the other views. Each lifted pixel tries depths around the prediction (a fraction of its ray inside the
 box); a candidate's cost is the squared colour difference to the other views, aggregated over the better half of
 those views (the others may see the point occluded) and over a small window of pixels (one pixel's colour is too
-ambiguous), plus a small pull towards the prediction. A pixel moves only to a clear winner, not where no other
-view sees its predicted point, and, with two views (where no third one outvotes a match against an occluded view),
-only where the other view's depth map agrees with the new depth (multi-view stereo's geometric consistency check). Nothing is learned: it transfers to any capture whose views
-agree in colour, and a head trained on predicted depth reads it unchanged (``--pipeline.model.lift-depth
-photo-consistent``).
+ambiguous), plus a small pull towards the prediction. A pixel does not move where no other view sees its predicted
+point; with two views (where no third one outvotes a match against an occluded view) it moves only to a clear winner
+that the other view's depth map agrees with (multi-view stereo's geometric consistency check). Nothing is learned:
+it transfers to any capture whose views agree in colour, and a head trained on predicted depth reads it unchanged
+(``--pipeline.model.lift-depth photo-consistent``).
 """
 
 from __future__ import annotations
