@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """nerfstudio's own commands on a real capture, as a user runs them (issue 29): ``ns-train tnerf`` in scene mode (0
 iterations: the shipped head's prediction), ``ns-eval``, ``ns-render spiral`` and ``ns-viewer`` (its page served and a
-headless-Chromium screenshot of its first render, when Chromium exists).
+headless-Chromium screenshot of its first render, when Chromium exists); then ``ns-train tnerf`` with
+``--refine-iterations`` steps of scene-mode refinement from the shipped head, and ``ns-eval`` of the refined field.
 
     python scripts/capture_cli_check.py --label fox -- nerfstudio-data --data ../shared/data/captures/fox
     python scripts/capture_cli_check.py --label fox-colmap \
@@ -62,6 +63,9 @@ class CaptureCliCheck:
     step of scripts/evaluate_capture.py."""
     render_args: str = "--downscale-factor 4 --seconds 2 --frame-rate 4"
     """ns-render spiral's arguments, one string (a short, small video: this checks that it runs)."""
+    refine_iterations: int = 30
+    """Steps of the refined run (ns-train with N iterations, then ns-eval; 0: left out). A check that it runs and
+    moves the numbers, not a budgeted comparison (scripts/compare_methods.py is that)."""
     viewer_seconds: float = 240.0
     """How long the viewer may take to serve its page and render the screenshot."""
     work: Path = REPO / "demo_output" / "capture_cli"
@@ -142,6 +146,18 @@ class CaptureCliCheck:
             self.write(log)
             sys.exit(f"ns-viewer did not serve its page (log: {viewer_log.name})")
 
+    def refine(self, train: List[str], log: Dict) -> None:
+        """The same ns-train command with N iterations (scene mode refines the shipped head's prediction), evaluated."""
+        name = f"ns-train ({self.refine_iterations} iterations)"
+        steps = train.index("--max-num-iterations") + 1
+        refine = [*train[:steps], str(self.refine_iterations), *train[steps + 1 :]]
+        refine[refine.index("--timestamp") + 1] = "refined"
+        self.run(name, refine, log)
+        config = self.work / self.label / "tnerf" / "refined" / "config.yml"
+        metrics = self.work / f"{self.label}-refined-eval.json"
+        self.run("ns-eval (refined)", ["ns-eval", "--load-config", str(config), "--output-path", str(metrics)], log)
+        log["ns-eval (refined)"]["results"] = json.loads(metrics.read_text())["results"]
+
     def main(self) -> None:
         if not self.parser:
             raise SystemExit("give the dataparser and its arguments after --, e.g. -- nerfstudio-data --data PATH")
@@ -162,6 +178,8 @@ class CaptureCliCheck:
         self.run("ns-render spiral", render, log)
         log["ns-render spiral"]["video_bytes"] = video.stat().st_size
         self.viewer(config, log)
+        if self.refine_iterations > 0:
+            self.refine(train, log)
         self.write(log)
         CONSOLE.print(json.dumps(log, indent=2))
 
