@@ -98,3 +98,47 @@ def test_the_default_sweeps_at_inference_and_training_lifts_the_heads_own_depth(
     assert torch.equal(swept.views.maps[:, :-1], own.views.maps[:, :-1])  # the features are the head's
     trained = encode_wall(training=True)  # the head learns from (and its depth loss reads) its own depth
     torch.testing.assert_close(trained.views.maps, own.views.maps)
+
+
+def occluded_wall(eyes, occluder_z=0.6, half=0.3):
+    """The textured wall with a differently textured square hovering above it: each camera's photo, the true depth
+    fraction, and which pixels see the square."""
+    c2w = torch.stack([camera(e) for e in eyes])
+    intr = torch.tensor([[80.0, 0, W / 2], [0, 80, H / 2], [0, 0, 1]]).expand(len(eyes), 3, 3)
+    origins, dirs, _ = pixel_rays(c2w, intr, H, W)
+    t_near, t_far = ray_box_intersection(origins, dirs, -1.0, 1.0)
+    t_wall = (WALL_Z - origins[..., 2]) / dirs[..., 2]
+    t_square = (occluder_z - origins[..., 2]) / dirs[..., 2]
+    on_square = origins + t_square[..., None] * dirs
+    square = (on_square[..., 0].abs() < half) & (on_square[..., 1].abs() < half)
+    t = torch.where(square, t_square, t_wall)
+    hit = origins + t[..., None] * dirs
+    wall = torch.stack([texture(p[..., 0], p[..., 1]) for p in hit])
+    other = torch.stack([texture(3 * p[..., 1] + 1, 3 * p[..., 0] - 2).flip(0) for p in hit])
+    colours = torch.where(square[:, None], other, wall)
+    return origins, dirs, t_near, t_far, colours, c2w, intr, (t - t_near) / (t_far - t_near), square
+
+
+def test_views_that_see_an_occluder_do_not_judge_the_surface_behind_it(monkeypatch):
+    eyes = [[1.2 * math.cos(a), 1.2 * math.sin(a), 2.5] for a in (0.0, 1.57, 3.14, 4.71)]
+    origins, dirs, t_near, t_far, colours, c2w, intr, truth, square = occluded_wall(eyes)
+    # wall pixels that some other view sees hidden behind the square (from the true geometry)
+    s, span = len(eyes), t_far - t_near
+    views = depth_sweep.SourceViews.from_cameras(colours, colours, c2w, intr, (H, W))
+    own = torch.arange(s).repeat_interleave(H * W)[None] == torch.arange(s)[:, None]
+    maps = depth_sweep.own_depth_maps(views, origins, dirs, t_near + truth * span, torch.ones_like(square), own)
+    coords, z = views.project((origins + (t_near + truth * span)[..., None] * dirs).reshape(-1, 3))
+    hidden = ((z > depth_sweep.sample_nearest(maps, coords) * 1.02) & ~own).any(0).reshape(s, H, W)
+    judged = torch.zeros_like(square)
+    judged[:, 6:-6, 6:-6] = True
+    behind = judged & hidden & ~square
+    assert behind.sum() > 1000
+    wrong = truth + 0.1
+    errors = {}
+    for occlusion in (0.0, 0.05):
+        monkeypatch.setattr(depth_sweep, "SWEEP_OCCLUSION", occlusion)
+        errors[occlusion] = (sweep(wrong, origins, dirs, t_near, t_far, colours, c2w, intr) - truth).abs()
+    # the better half of the views alone is misled where two of the three other views see the square
+    assert errors[0.0][behind].mean() > 0.01
+    assert errors[0.05][behind].mean() < 0.2 * errors[0.0][behind].mean()
+    assert errors[0.05][judged].mean() < 0.002

@@ -15,6 +15,8 @@ it transfers to any capture whose views agree in colour, and a head trained on p
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
@@ -41,6 +43,12 @@ SWEEP_AGREEMENT = 0.02
 this share."""
 SWEEP_OPACITY = 0.5
 """Only pixels whose splat weight (the head's opacity) exceeds this move: background rays keep their depth."""
+SWEEP_OCCLUSION = 0.0
+"""When > 0, a view whose depth map puts a surface in front of a candidate point (its depth there times 1 + this
+share) does not judge that candidate: it sees the occluder. 0: off (the better half of the views decides alone)."""
+SWEEP_PASSES = 1
+"""Sweeps in a row; each later pass judges visibility with the depth maps of the pass before it (with
+``SWEEP_OCCLUSION`` > 0), still centred on the prediction."""
 
 
 @torch.no_grad()
@@ -62,13 +70,38 @@ def photo_consistent_fraction(
     if s < 2:
         return fraction
     views = SourceViews.from_cameras(colours, colours, c2w, intrinsics, (h, w))  # only cameras and colours are read
-    reference = colours.permute(0, 2, 3, 1).reshape(1, -1, 3)  # [1, s*h*w, 3]
     own = (
         torch.arange(s, device=fraction.device).repeat_interleave(h * w)[None]
         == torch.arange(s, device=fraction.device)[:, None]
     )  # [s views, s*h*w points]: a pixel is not compared with its own view
-    keep = max(1, s // 2)  # the better half of the other s - 1 views
     span = (t_far - t_near).clamp_min(0)
+    surface = (weights > SWEEP_OPACITY) & (t_far > t_near + 1e-4)
+    result = fraction
+    for _ in range(max(1, SWEEP_PASSES)):
+        depth_maps = None
+        if SWEEP_OCCLUSION > 0:  # the views' depth maps as they stand: the prediction, then the pass before
+            depth_maps = own_depth_maps(views, origins, dirs, t_near + result * span, surface, own)
+        result = sweep_pass(fraction, origins, dirs, t_near, span, surface, colours, views, own, depth_maps)
+    return result
+
+
+def sweep_pass(
+    fraction: Float[Tensor, "s h w"],
+    origins: Float[Tensor, "s h w 3"],
+    dirs: Float[Tensor, "s h w 3"],
+    t_near: Float[Tensor, "s h w"],
+    span: Float[Tensor, "s h w"],
+    surface: Tensor,
+    colours: Float[Tensor, "s 3 h w"],
+    views: SourceViews,
+    own: Tensor,
+    depth_maps: Optional[Float[Tensor, "s 1 h w"]],
+) -> Float[Tensor, "s h w"]:
+    """One sweep around ``fraction``; with ``depth_maps``, views that see an occluder in front of a candidate do not
+    judge it."""
+    s, h, w = fraction.shape
+    reference = colours.permute(0, 2, 3, 1).reshape(1, -1, 3)  # [1, s*h*w, 3]
+    keep = max(1, s // 2)  # the better half of the other s - 1 views
     offsets = torch.linspace(-SWEEP_SPAN, SWEEP_SPAN, SWEEP_STEPS, device=fraction.device)
     costs, candidates = [], []
     for offset in offsets:  # one candidate depth for every pixel at a time: memory stays s * (s h w) samples
@@ -80,6 +113,13 @@ def photo_consistent_fraction(
         )
         error = (sampled[..., 0].transpose(1, 2) - reference).square().sum(-1)  # [s views, s*h*w]
         seen = (z > 1e-3) & (coords.abs() <= 1).all(-1) & ~own
+        if depth_maps is not None:
+            in_frame = seen
+            seen = seen & (z <= sample_nearest(depth_maps, coords) * (1 + SWEEP_OCCLUSION))
+            if (
+                len(candidates) == len(offsets) // 2
+            ):  # the prediction: in other views' frames, behind all their surfaces
+                hidden = (in_frame.any(0) & ~seen.any(0)).reshape(s, h, w)
         error = torch.where(seen, error, torch.full_like(error, float("inf")))
         best = error.sort(dim=0).values[:keep]  # unseen views sort last
         counted = best.isfinite()
@@ -96,10 +136,31 @@ def photo_consistent_fraction(
     refined = torch.stack(candidates).gather(0, choice)[0]
     at_prediction = costs[len(offsets) // 2]
     margin = SWEEP_MARGIN if s == 2 else SWEEP_MARGIN_MANY
-    move = (weights > SWEEP_OPACITY) & (best[0] < margin * at_prediction) & at_prediction.isfinite()
+    move = surface & (best[0] < margin * at_prediction) & at_prediction.isfinite()
+    if depth_maps is not None:  # a predicted point that every other view sees behind its surface is ruled out
+        move = move | (surface & hidden & best[0].isfinite())
     if s == 2:  # one other view: nothing outvotes a match against an occluded view, so the depth maps must agree
         move = move & consistent(views, origins, dirs, t_near + torch.where(move, refined, fraction) * span, own)
     return torch.where(move, refined, fraction)
+
+
+def sample_nearest(maps: Float[Tensor, "s 1 h w"], coords: Float[Tensor, "s n 2"]) -> Float[Tensor, "s n"]:
+    """Each view's map at the points' grid_sample coordinates in that view (nearest pixel: no blend across an
+    edge)."""
+    return F.grid_sample(maps, coords[:, :, None], mode="nearest", padding_mode="border", align_corners=False)[
+        :, 0, :, 0
+    ]
+
+
+def own_depth_maps(
+    views: SourceViews, origins: Tensor, dirs: Tensor, t: Float[Tensor, "s h w"], surface: Tensor, own: Tensor
+) -> Float[Tensor, "s 1 h w"]:
+    """Each view's z-depth map of its lifted points; pixels without a surface (background, rays that miss the box)
+    occlude nothing."""
+    s, h, w = t.shape
+    _, z = views.project((origins + t[..., None] * dirs).reshape(-1, 3))
+    z = z[own].reshape(s, h, w)
+    return torch.where(surface, z, torch.full_like(z, float("inf")))[:, None]
 
 
 def consistent(
@@ -115,9 +176,7 @@ def consistent(
     s, h, w = t.shape
     points = (origins + t[..., None] * dirs).reshape(-1, 3)
     coords, z = views.project(points)  # [s views, s*h*w]
-    z_maps = z[own].reshape(s, 1, h, w)  # each view's own depth map
-    seen_z = F.grid_sample(z_maps, coords[:, :, None], mode="nearest", padding_mode="border", align_corners=False)
-    seen_z = seen_z[:, 0, :, 0]
+    seen_z = sample_nearest(z[own].reshape(s, 1, h, w), coords)  # each view's own depth map where the point lands
     inside = (z > 1e-3) & (coords.abs() <= 1).all(-1) & ~own
     agree = inside & ((seen_z - z).abs() < SWEEP_AGREEMENT * z)
     return agree.any(0).reshape(s, h, w)
