@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Literal, Optional, Tuple
 
 import numpy as np
 import torch
@@ -122,9 +122,18 @@ class EvaluateSourceViews:
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
     held_out_scenes: bool = True
     """Also measure the run's held-out scenes (False: the Blender scenes only)."""
+    lift_depth: Optional[Literal["predicted", "photo-consistent"]] = None
+    """Override the run's ``--pipeline.model.lift-depth`` (the sweep is inference-only: the same head with and
+    without it)."""
+
+    def load(self) -> Tuple[object, Path]:
+        config, checkpoint = load_run(self.config)
+        if self.lift_depth is not None:
+            config.pipeline.model.lift_depth = self.lift_depth
+        return config, checkpoint
 
     def held_out(self) -> Dict[str, Dict]:
-        config, checkpoint = load_run(self.config)
+        config, checkpoint = self.load()
         if checkpoint == self.config:
             raise SystemExit(
                 f"{self.config}: an exported head has no held-out scenes of its own: pass --no-held-out-scenes"
@@ -150,7 +159,7 @@ class EvaluateSourceViews:
 
         results = {}
         for k in self.views:
-            config, checkpoint = load_run(self.config)
+            config, checkpoint = self.load()
             config.pipeline.datamanager.dataparser = BlenderDataParserConfig(data=scene)
             config.pipeline.datamanager.data = scene
             config.pipeline.datamanager.camera_res_scale_factor = self.scale
@@ -165,6 +174,8 @@ class EvaluateSourceViews:
     def main(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         results = {"config": str(self.config), "measured": datetime.now().isoformat(timespec="minutes")}
+        if self.lift_depth is not None:
+            results["lift_depth"] = self.lift_depth
         if self.held_out_scenes:
             results["held_out"] = self.held_out()
         for scene in self.blender_scenes:
