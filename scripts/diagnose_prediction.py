@@ -174,12 +174,14 @@ class DiagnosePrediction:
             [sys.executable, "scripts/render_scenes.py", "--scenes", str(grids), "--out", str(scenes), "--views",
              str(self.views), "--size", f"{self.size}x{self.size}"],
         ]  # fmt: skip
+        git = ["git", "rev-parse", "HEAD"]
+        commit = subprocess.run(git, cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
         if not (scenes / "scenes.json").is_file() and not any(scenes.glob("*/transforms.json")):
             for command in commands:
                 CONSOLE.print("[bold]" + " ".join(command[1:]))
                 subprocess.run(command, cwd=REPO, check=True)
-        git = ["git", "rev-parse", "HEAD"]
-        commit = subprocess.run(git, cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
+        elif (self.out / "benchmark.json").is_file():  # scenes made earlier: the manifest keeps the commit made them
+            commit = json.loads((self.out / "benchmark.json").read_text()).get("generator_commit", commit)
         manifest = {
             "generator_commit": commit, "seed": self.seed, "scenes": self.num_scenes, "grid_resolution": self.max_res,
             "views_per_scene": self.views, "image_size": [self.size, self.size], "source_views": self.source_views,

@@ -77,7 +77,7 @@ def photo_consistent_fraction(
     span = (t_far - t_near).clamp_min(0)
     surface = (weights > SWEEP_OPACITY) & (t_far > t_near + 1e-4)
     result = fraction
-    for _ in range(max(1, SWEEP_PASSES)):
+    for _ in range(max(1, SWEEP_PASSES) if SWEEP_OCCLUSION > 0 else 1):  # without visibility a pass repeats itself
         depth_maps = None
         if SWEEP_OCCLUSION > 0:  # the views' depth maps as they stand: the prediction, then the pass before
             depth_maps = own_depth_maps(views, origins, dirs, t_near + result * span, surface, own)
