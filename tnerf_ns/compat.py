@@ -221,8 +221,8 @@ def batches_follow_the_machine_seed() -> None:
 def list_external_methods_without_reading_sources() -> None:
     """nerfstudio 1.1.5 builds a placeholder config for each of its 26 not-installed external methods at every CLI
     start (after the plugins are discovered), and each placeholder's ``__post_init__`` calls ``inspect.stack()`` only
-    to read its caller's name: that reads the source of every frame and scans ``sys.modules`` per frame, 14 s of every
-    ``ns-train`` / ``ns-eval`` / ``ns-render`` start here. Read the caller's name from the frame instead; a
+    to read its caller's name: that reads the source of every frame and scans ``sys.modules`` per frame, 1.5-3 s of
+    every ``ns-train`` / ``ns-eval`` / ``ns-render`` start here. Read the caller's name from the frame instead; a
     placeholder made from the command line (``ns-train <external method>``) still runs nerfstudio's own code."""
     from nerfstudio.configs import external_methods
 

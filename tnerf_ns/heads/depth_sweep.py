@@ -103,8 +103,9 @@ def sweep_pass(
     reference = colours.permute(0, 2, 3, 1).reshape(1, -1, 3)  # [1, s*h*w, 3]
     keep = max(1, s // 2)  # the better half of the other s - 1 views
     offsets = torch.linspace(-SWEEP_SPAN, SWEEP_SPAN, SWEEP_STEPS, device=fraction.device)
+    centre = len(offsets) // 2  # the prediction itself
     costs, candidates = [], []
-    for offset in offsets:  # one candidate depth for every pixel at a time: memory stays s * (s h w) samples
+    for i, offset in enumerate(offsets):  # one candidate depth for every pixel at a time: memory stays s * (s h w)
         candidate = (fraction + offset).clamp(0, 1)
         points = (origins + (t_near + candidate * span)[..., None] * dirs).reshape(-1, 3)
         coords, z = views.project(points)
@@ -116,9 +117,7 @@ def sweep_pass(
         if depth_maps is not None:
             in_frame = seen
             seen = seen & (z <= sample_nearest(depth_maps, coords) * (1 + SWEEP_OCCLUSION))
-            if (
-                len(candidates) == len(offsets) // 2
-            ):  # the prediction: in other views' frames, behind all their surfaces
+            if i == centre:  # the prediction: in other views' frames, behind all their surfaces
                 hidden = (in_frame.any(0) & ~seen.any(0)).reshape(s, h, w)
         error = torch.where(seen, error, torch.full_like(error, float("inf")))
         best = error.sort(dim=0).values[:keep]  # unseen views sort last
@@ -134,7 +133,7 @@ def sweep_pass(
     costs = torch.stack(costs)
     best, choice = costs.min(0, keepdim=True)  # [1, s, h, w]
     refined = torch.stack(candidates).gather(0, choice)[0]
-    at_prediction = costs[len(offsets) // 2]
+    at_prediction = costs[centre]
     margin = SWEEP_MARGIN if s == 2 else SWEEP_MARGIN_MANY
     move = surface & (best[0] < margin * at_prediction) & at_prediction.isfinite()
     if depth_maps is not None:  # a predicted point that every other view sees behind its surface is ruled out
