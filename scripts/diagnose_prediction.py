@@ -158,6 +158,9 @@ class DiagnosePrediction:
     sweep_settings: Dict[str, float] = field(default_factory=dict)
     """Constants of ``tnerf_ns/heads/depth_sweep.py`` overridden for this measurement (tuning, e.g.
     ``--sweep-settings SWEEP_MARGIN_MANY 0.5``); recorded in the result."""
+    model_settings: Dict[str, float] = field(default_factory=dict)
+    """Numeric model config fields overridden for this measurement (e.g. ``--model-settings occupancy_step 0.00390625``:
+    rendering settings the trained head does not depend on); recorded in the result."""
 
     # ------------------------------------------------------------------ benchmark
     def benchmark(self) -> Path:
@@ -372,6 +375,11 @@ class DiagnosePrediction:
                 raise SystemExit(f"--sweep-settings {name}: tnerf_ns/heads/depth_sweep.py has no such constant")
             setattr(depth_sweep, name, type(getattr(depth_sweep, name))(value))
         config, self.checkpoint = load_run(self.config)
+        for name, value in self.model_settings.items():
+            current = getattr(config.pipeline.model, name, None)
+            if not isinstance(current, (int, float)):
+                raise SystemExit(f"--model-settings {name}: not a numeric field of the model config")
+            setattr(config.pipeline.model, name, type(current)(value))
         scenes = self.benchmark()
         rows: List[Dict] = []
         self.generated_rows(config, scenes, rows)
@@ -382,6 +390,8 @@ class DiagnosePrediction:
         result = {"config": str(self.config), "label": self.label, "rows": rows}
         if self.sweep_settings:
             result["sweep_settings"] = self.sweep_settings
+        if self.model_settings:
+            result["model_settings"] = self.model_settings
         (self.out / f"{self.label}.json").write_text(json.dumps(result, indent=2) + "\n")
         write_table(self.out)
 

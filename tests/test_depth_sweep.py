@@ -134,3 +134,14 @@ def test_views_that_see_an_occluder_do_not_judge_the_surface_behind_it(monkeypat
     assert errors[0.0][behind].mean() > 0.01
     assert errors[0.05][behind].mean() < 0.2 * errors[0.0][behind].mean()
     assert errors[0.05][judged].mean() < 0.002
+
+
+def test_two_views_sweep_without_the_occlusion_test(monkeypatch):
+    eyes = [[1.0, 0.0, 2.5], [-1.0, 0.2, 2.5]]
+    origins, dirs, t_near, t_far, colours, c2w, intr, truth = views(eyes)
+    wrong = truth + 0.12
+    assert depth_sweep.SWEEP_OCCLUSION > 0 and depth_sweep.SWEEP_OCCLUSION_VIEWS > 2
+    with_default = sweep(wrong, origins, dirs, t_near, t_far, colours, c2w, intr)
+    monkeypatch.setattr(depth_sweep, "SWEEP_OCCLUSION", 0.0)
+    assert torch.equal(with_default, sweep(wrong, origins, dirs, t_near, t_far, colours, c2w, intr))
+    assert not torch.equal(with_default, wrong)  # the sweep itself ran

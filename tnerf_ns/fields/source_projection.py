@@ -84,6 +84,11 @@ class SourceViews:
         xy = torch.stack([cam[..., 0], -cam[..., 1]], -1) / safe[..., None]  # image x right, y down
         return xy * self.focal[:, None] + self.principal[:, None], z
 
+    @staticmethod
+    def in_frame(coords: Float[Tensor, "k n 2"], z: Float[Tensor, "k n"]) -> Tensor:
+        """Whether each projection (:meth:`project`'s output) lies in front of its view and inside its image."""
+        return (z > 1e-3) & (coords.abs() <= 1).all(-1)
+
 
 @dataclass
 class TriplaneScene:
@@ -169,7 +174,7 @@ class ProjectionAggregator(nn.Module):
         opacity = maps[..., -1] if with_opacity else None
         c = views.maps.shape[1]  # features, then the depth channel
         depth, features = maps[..., c - 1], maps[..., : c - 1]
-        valid = ((z > 1e-3) & (coords.abs() <= 1).all(-1)).to(points.dtype)
+        valid = views.in_frame(coords, z).to(points.dtype)
         # the point against the view's predicted surface: > 0 behind it (occluded), < 0 in front (free space)
         behind = ((z - depth) / self.depth_scale).clamp(-10, 10)
         h = F.relu(self.view_in(torch.cat([colour, features, behind[..., None]], -1)))

@@ -49,7 +49,7 @@ def swept_surroundings(
     points = (origins[:, None] + t[..., None] * directions[:, None]).reshape(-1, 3)
     xy, z = views.project(points)  # [k, n, 2], [k, n]
     colours = F.grid_sample(views.colours, xy[:, None], align_corners=False)[:, :, 0]  # [k, 3, n]
-    seen = (z > 1e-3) & (xy.abs() <= 1).all(-1)
+    seen = views.in_frame(xy, z)
     if views.opacity is not None:  # a view whose pixel holds the box's content does not see past it
         blocked = F.grid_sample(views.opacity, xy[:, None], align_corners=False)[:, 0, 0] > OPAQUE
         seen = seen & ~blocked
