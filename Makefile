@@ -42,12 +42,16 @@ backbone-demo: setup
 	$(PY) scripts/vggt_demo.py --images ../shared/data/nerf_synthetic/lego/train --out demo_output/vggt \
 		--backbone vggt-small --max-images 4 --size 140
 
-# every CLI and script end to end, in at most 10 minutes here; `make test-slow` runs the tests marked `long`
+# every CLI and script end to end, in at most 10 minutes here; `make test-slow` runs the tests marked `long`.
+# TEST_WORKERS pytest-xdist workers (a test file stays on one worker, so its module fixtures are built once), one CPU
+# thread each (tests/conftest.py): much of a CLI test is single-threaded Python (imports, start-up), so two workers on
+# two cores finish sooner than one worker with two threads
+TEST_WORKERS ?= 2
 test: setup
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q -m "not long"
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q -m "not long" -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q -m "not slow and not long"
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q -m "not slow and not long" -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q -m long

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,17 @@ SHARED = REPO.parent / "shared"
 REFERENCE = Path(__file__).resolve().parent / "fixtures" / "reference"
 GOLDEN = REFERENCE / "vggt_golden"
 LEGO = SHARED / "data" / "nerf_synthetic" / "lego"
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (``make test`` runs two workers) each worker and the CLIs it starts use one CPU thread: the
+    workers share the cores instead of oversubscribing them (a test that compares thread counts sets its own)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = "1"
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
