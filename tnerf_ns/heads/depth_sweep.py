@@ -120,10 +120,10 @@ def sweep_pass(
             colours, coords[:, :, None], mode="bilinear", padding_mode="border", align_corners=False
         )
         error = (sampled[..., 0].transpose(1, 2) - reference).square().sum(-1)  # [s views, s*h*w]
-        seen = views.in_frame(coords, z) & ~own
+        in_frame = views.in_frame(coords, z) & ~own  # another view's image holds the candidate
+        seen = in_frame
         if depth_maps is not None:
-            in_frame = seen
-            seen = seen & (z <= sample_nearest(depth_maps, coords) * (1 + SWEEP_OCCLUSION))
+            seen = in_frame & (z <= sample_nearest(depth_maps, coords) * (1 + SWEEP_OCCLUSION))
             if i == centre:  # the prediction: in other views' frames, behind all their surfaces
                 hidden = (in_frame.any(0) & ~seen.any(0)).reshape(s, h, w)
         error = torch.where(seen, error, torch.full_like(error, float("inf")))
